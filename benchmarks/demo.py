@@ -68,7 +68,7 @@ def _factory(category: Category) -> object:
 @hookimpl
 def orbench_register_benchmarks(register: Register) -> None:
     """Register the three demo sets."""
-    register("demo-benign", _factory("benign"), summary="demo: plain benign requests", size=None)
+    register("demo-benign", _factory("benign"), summary="demo: plain benign requests")
     register(
         "demo-pseudo-harmful", _factory("pseudo_harmful"),
         summary="demo: benign requests that sound harmful",

@@ -17,7 +17,7 @@ from orbench_harness.errors import HarnessError
 
 COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.run",
-    "orbench_harness.cli.list",
+    "orbench_harness.cli.listing",
 )
 
 

@@ -1,0 +1,9 @@
+"""orbench-harness: over-refusal methods as plugins of one evaluation harness.
+
+Importing the package executes nothing: plugins are loaded by ``get_plugin_manager()``.
+"""
+
+from orbench_harness.hookspecs import hookimpl
+
+__all__ = ["hookimpl"]
+__version__ = "0.1.0"

@@ -1,0 +1,335 @@
+"""``hf``: the transformers backend (weights, hooks, logits, training; CPU or CUDA).
+
+Loads a hub id, a local directory or a GGUF file. A GGUF model is dequantised once and cached
+as safetensors in the user cache dir: transformers marks a GGUF-loaded model as quantised and
+refuses ``save_pretrained``, so we build a fresh model from its config and load the state dict.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orbench_harness.console import info
+from orbench_harness.errors import HarnessError
+from orbench_harness.paths import cache_dir
+from orbench_harness.protocols import OnBatch
+from orbench_harness.types import Capability, Completion, GenParams, ModelSpec, Prompt
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+HookFn = Callable[..., Any]
+
+
+class HFBackend:
+    """Loads models with transformers; ``device`` defaults to CUDA when present."""
+
+    name = "hf"
+    capabilities = frozenset(
+        {Capability.WEIGHTS, Capability.HOOKS, Capability.LOGITS, Capability.TRAINING}
+    )
+
+    def __init__(self, device: str | None = None, threads: int | None = None) -> None:
+        self.device = device
+        self.threads = threads
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> HFBackend:
+        """``--backend-arg device=cuda:1 threads=2``."""
+        unknown = set(args) - {"device", "threads"}
+        if unknown:
+            raise HarnessError(f"backend 'hf' has no argument {sorted(unknown)[0]!r} (device, threads)")
+        threads = int(args["threads"]) if "threads" in args else None
+        return cls(device=args.get("device"), threads=threads)
+
+    def load(self, spec: ModelSpec) -> HFModel:
+        """Load tokenizer and model; fail early if there is no chat template."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        source, kwargs = self._materialise(spec)
+        tok = AutoTokenizer.from_pretrained(source, **kwargs)
+        if spec.chat_template:
+            tok.chat_template = spec.chat_template
+        if not tok.chat_template:
+            raise HarnessError(
+                f"model {spec.name!r} has no chat template; pass one with --chat-template FILE"
+            )
+        dtype = _dtype(spec.dtype, device)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        if spec.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
+        model.to(device).eval()
+        return HFModel(spec, model, tok, device)
+
+    def _materialise(self, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
+        """Source path/id and from_pretrained kwargs; converts GGUF files once."""
+        if spec.gguf_file:
+            return str(convert_gguf(spec)), {}
+        kwargs: dict[str, Any] = {}
+        if not Path(spec.source).is_dir():
+            kwargs["revision"] = spec.revision
+        return spec.source, kwargs
+
+
+def _dtype(name: str, device: str) -> torch.dtype:
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def convert_gguf(spec: ModelSpec) -> Path:
+    """Dequantise a GGUF model to a safetensors directory in the cache (once, atomically)."""
+    assert spec.gguf_file
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{spec.gguf_file}-{spec.revision}")
+    target = cache_dir() / "models" / slug
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    info(f"converting {spec.gguf_file} to safetensors (once) -> {target}")
+    tok = AutoTokenizer.from_pretrained(spec.source, gguf_file=spec.gguf_file)
+    loaded = AutoModelForCausalLM.from_pretrained(spec.source, gguf_file=spec.gguf_file)
+    config = AutoConfig.from_pretrained(spec.source, gguf_file=spec.gguf_file)
+    fresh = AutoModelForCausalLM.from_config(config)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").is_file():  # lost a race to another process: fine
+            raise
+    return target
+
+
+class HFModel:
+    """A loaded transformers model: generation, log-probs, hidden states and hooks."""
+
+    capabilities = HFBackend.capabilities
+
+    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str) -> None:
+        self.spec = spec
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._eos_ids = _eos_ids(model, tokenizer)
+
+    # -- rendering -----------------------------------------------------------------------
+    @property
+    def max_length(self) -> int:
+        """Context length from the config (falls back to the tokenizer's)."""
+        cfg = self.model.config
+        n = getattr(cfg, "max_position_embeddings", None) or self.tokenizer.model_max_length
+        return int(min(n, 1_000_000))
+
+    def render(self, prompt: Prompt) -> str:
+        """The chat template applied, ending with the assistant prefix."""
+        text: str = self.tokenizer.apply_chat_template(
+            prompt.to_json(), tokenize=False, add_generation_prompt=True
+        )
+        return text
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids without added special tokens (templates render their own)."""
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """Rendered and tokenised prompt."""
+        return self.encode(self.render(prompt))
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        params: GenParams,
+        *,
+        batch_size: int = 8,
+        on_batch: OnBatch | None = None,
+    ) -> list[Completion]:
+        """Batched generation, length-sorted, left-padded, stopping each row at EOS."""
+        encoded = [self.encode_prompt(p) for p in prompts]
+        return self.generate_ids(encoded, params, batch_size=batch_size, on_batch=on_batch)
+
+    def generate_ids(
+        self,
+        encoded: Sequence[list[int]],
+        params: GenParams,
+        *,
+        batch_size: int = 8,
+        on_batch: OnBatch | None = None,
+        step_fn: Callable[..., Any] | None = None,
+    ) -> list[Completion]:
+        """Generation from token ids (methods that build their own inputs use this)."""
+        import torch
+
+        budget = self.max_length - params.max_new_tokens
+        if budget <= 0:
+            raise HarnessError(f"--max-new-tokens {params.max_new_tokens} exceeds the context")
+        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        results: list[Completion | None] = [None] * len(encoded)
+        for start in range(0, len(order), max(1, batch_size)):
+            idx = order[start : start + batch_size]
+            rows = [encoded[i] for i in idx]
+            truncated = [len(r) > budget for r in rows]
+            rows = [r[-budget:] for r in rows]  # keep the end: the question and the template
+            input_ids, mask = self._left_pad(rows)
+            if not params.greedy:
+                torch.manual_seed(params.seed + start)
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=mask,
+                    max_new_tokens=params.max_new_tokens,
+                    do_sample=not params.greedy,
+                    temperature=params.temperature if not params.greedy else None,
+                    top_p=params.top_p if not params.greedy else None,
+                    top_k=None,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=self._eos_ids,
+                )
+            new = out[:, input_ids.shape[1] :].tolist()
+            comps = [self._completion(r, n, t) for r, n, t in zip(rows, new, truncated, strict=True)]
+            for i, c in zip(idx, comps, strict=True):
+                results[i] = c
+            if on_batch is not None:
+                on_batch(idx, comps)
+        return [c for c in results if c is not None]
+
+    def _left_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, r in enumerate(rows):
+            if r:
+                ids[j, width - len(r) :] = torch.tensor(r)
+                mask[j, width - len(r) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _completion(self, prompt_ids: list[int], new_ids: list[int], truncated: bool) -> Completion:
+        stop = next((k for k, t in enumerate(new_ids) if t in self._eos_ids), None)
+        kept = new_ids if stop is None else new_ids[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Completion(
+            text=text,
+            n_prompt_tokens=len(prompt_ids),
+            n_new_tokens=len(kept),
+            finish_reason="length" if stop is None else "stop",
+            truncated_prompt=truncated,
+        )
+
+    # -- scoring and internals -----------------------------------------------------------
+    def token_logprobs(self, sequences: Sequence[Sequence[int]], batch_size: int = 8) -> list[list[float]]:
+        """log p(t_i | t_<i) for i >= 1, per sequence (right-padded batches)."""
+        import torch
+
+        out: list[list[float]] = []
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(sequences), batch_size):
+            chunk = [list(s) for s in sequences[start : start + batch_size]]
+            width = max(len(s) for s in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for j, s in enumerate(chunk):
+                ids[j, : len(s)] = torch.tensor(s)
+                mask[j, : len(s)] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            picked = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            for j, s in enumerate(chunk):
+                out.append(picked[j, : len(s) - 1].tolist())
+        return out
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The decoder blocks (the ModuleList whose length is the number of layers)."""
+        n = self.model.config.num_hidden_layers
+        for _, mod in self.model.named_modules():
+            if mod.__class__.__name__ == "ModuleList" and len(mod) == n:
+                return mod
+        raise HarnessError(f"cannot find the decoder blocks of {type(self.model).__name__}")
+
+    def hidden_states(self, prompts: Sequence[Prompt], batch_size: int = 8) -> torch.Tensor:
+        """Residual stream at the last prompt token: [n_prompts, n_layers + 1, d_model]."""
+        import torch
+
+        rows = [self.encode_prompt(p) for p in prompts]
+        chunks = []
+        for start in range(0, len(rows), batch_size):
+            ids, mask = self._left_pad(rows[start : start + batch_size])
+            with torch.inference_mode():
+                hs = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+            chunks.append(torch.stack([h[:, -1, :] for h in hs], dim=1).float().cpu())
+        return torch.cat(chunks, dim=0)
+
+    @contextmanager
+    def hooks(
+        self, forward: Sequence[tuple[str, HookFn]] = (), pre: Sequence[tuple[str, HookFn]] = ()
+    ) -> Iterator[None]:
+        """Forward (and pre-forward) hooks by module name, always removed on exit.
+
+        Every name must resolve: an unknown module raises before the body runs, after
+        removing any hook already registered (registration happens inside the ``try``).
+        """
+        modules = dict(self.model.named_modules())
+        handles = []
+        try:
+            for kind, pairs in (("forward", forward), ("pre", pre)):
+                for name, fn in pairs:
+                    if name not in modules:
+                        raise HarnessError(f"hook point {name!r} not found in {type(self.model).__name__}")
+                    mod = modules[name]
+                    h = mod.register_forward_hook(fn) if kind == "forward" else mod.register_forward_pre_hook(fn)
+                    handles.append(h)
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def layer_name(self, index: int) -> str:
+        """Qualified module name of decoder block ``index`` (for ``hooks``)."""
+        target = self.layers[index]
+        for name, mod in self.model.named_modules():
+            if mod is target:
+                return name
+        raise HarnessError(f"layer {index} not found")
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids: set[int] = set()
+    cfg_eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(cfg_eos, int):
+        ids.add(cfg_eos)
+    elif isinstance(cfg_eos, list):
+        ids.update(cfg_eos)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)

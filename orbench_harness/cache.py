@@ -1,0 +1,147 @@
+"""The SQLite cache: generations, verdicts and per-item capability scores, as JSON.
+
+Keys are sha256 of canonical JSON of everything that determines a value (model + revision,
+method fingerprint, prompt, generation params, seed; judge name + version for verdicts), so
+re-running is free and swapping the judge re-judges without regenerating. WAL mode lets two
+processes share one cache. Errors are never cached: only successful values are ``put``.
+
+A corrupted database file is moved aside (its path reported) and a fresh one started; a row
+whose JSON does not parse is reported, deleted and treated as a miss (then recomputed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from orbench_harness.console import warn
+
+SCHEMA_VERSION = 1
+
+
+def cache_key(kind: str, payload: Mapping[str, Any]) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace) of ``kind`` + payload."""
+    blob = json.dumps({"kind": kind, "v": SCHEMA_VERSION, **payload}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Cache:
+    """A key -> JSON value store in one SQLite file (WAL), safe across processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = self._connect()
+            conn.execute("SELECT count(*) FROM kv").fetchone()
+            return conn
+        except sqlite3.DatabaseError as e:
+            if "no such table" in str(e):
+                raise
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            warn(f"cache {self.path} is corrupted ({e}); moved to {aside}, starting a new one")
+            for suffix in ("", "-wal", "-shm"):
+                p = Path(str(self.path) + suffix)
+                if p.exists():
+                    p.rename(Path(str(aside) + suffix))
+            return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=60000")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+            "value TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        return conn
+
+    def get(self, key: str) -> Any | None:
+        """The JSON value or None (also None, after a warning, for an unreadable row)."""
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Values for the keys present; unreadable rows are deleted and left out."""
+        keys = list(keys)
+        found: dict[str, Any] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, value FROM kv WHERE key IN ({marks})", chunk
+                ).fetchall()
+                for k, v in rows:
+                    try:
+                        found[k] = json.loads(v)
+                    except (json.JSONDecodeError, TypeError):
+                        warn(f"cache {self.path}: unreadable entry {k[:12]}, recomputing it")
+                        self._conn.execute("DELETE FROM kv WHERE key = ?", (k,))
+        return found
+
+    def put(self, key: str, value: Any, kind: str = "value") -> None:
+        """Store one value."""
+        self.put_many([(key, value)], kind)
+
+    def put_many(self, items: Iterable[tuple[str, Any]], kind: str = "value") -> None:
+        """Store values in one transaction (a batch is committed together or not at all)."""
+        now = time.time()
+        rows = [(k, kind, json.dumps(v, ensure_ascii=False), now) for k, v in items]
+        if not rows:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO kv (key, kind, value, created) VALUES (?, ?, ?, ?)", rows
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def count(self, kind: str | None = None) -> int:
+        """Number of entries (of one kind)."""
+        with self._lock:
+            if kind is None:
+                row = self._conn.execute("SELECT count(*) FROM kv").fetchone()
+            else:
+                row = self._conn.execute("SELECT count(*) FROM kv WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+class PrefixedKV:
+    """The ``KeyValue`` view capability benchmarks get: keys hashed with a fixed prefix."""
+
+    def __init__(self, cache: Cache, prefix: Mapping[str, Any], kind: str = "score") -> None:
+        self.cache = cache
+        self.prefix = dict(prefix)
+        self.kind = kind
+
+    def _key(self, key: str) -> str:
+        return cache_key(self.kind, {**self.prefix, "item": key})
+
+    def get(self, key: str) -> Any | None:
+        """A stored value or None."""
+        return self.cache.get(self._key(key))
+
+    def put(self, key: str, value: Any) -> None:
+        """Store a value."""
+        self.cache.put(self._key(key), value, self.kind)

@@ -1,0 +1,111 @@
+"""``harness run``: one model x method over benchmarks, judged, stored, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from orbench_harness.errors import HarnessError
+from orbench_harness.paths import data_dir_from_env
+from orbench_harness.spec import RunSpec, parse_kv
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``run``."""
+    p = sub.add_parser("run", help="evaluate a method on a model", description=__doc__)
+    p.add_argument("--model", default="smollm2-135m", help="alias, local dir, .gguf file or hub id")
+    p.add_argument("--method", default="none")
+    p.add_argument("--method-arg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    p.add_argument("--benchmark", action="append", metavar="NAME", help="benchmark or suite (repeatable, or a,b)")
+    p.add_argument("--suite", action="append", metavar="NAME", help="a benchmark suite (quick, paper, ...)")
+    p.add_argument("--judge", default="strmatch")
+    p.add_argument("--judge-arg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--judge-model", help="shorthand for --judge-arg model=...")
+    p.add_argument("--backend", default="hf")
+    p.add_argument("--backend-arg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--split", default="test", choices=("test", "train", "all"))
+    p.add_argument("--limit", type=int, help="at most N samples per benchmark (seeded sample)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, help="override the per-kind default")
+    p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
+    p.add_argument("--chat-template", type=Path, help="Jinja chat template file for models without one")
+    p.add_argument("--out", type=Path, help="run directory (default runs/<model>-<method>-<time>)")
+    p.set_defaults(func=main)
+
+
+def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    """Build a RunSpec from parsed arguments, rejecting conflicting flags."""
+    judge_args = parse_kv(args.judge_arg, "--judge-arg")
+    if args.judge_model:
+        if "model" in judge_args:
+            raise HarnessError("conflicting flags: --judge-model and --judge-arg model=...")
+        judge_args["model"] = args.judge_model
+    benchmarks = [*(args.benchmark or []), *(args.suite or [])] or ["demo"]
+    template = None
+    if args.chat_template:
+        try:
+            template = args.chat_template.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise HarnessError(f"cannot read --chat-template {args.chat_template}: {e}") from None
+    data_dir = args.data_dir or data_dir_from_env()
+    if data_dir is not None and not data_dir.is_dir():
+        raise HarnessError(f"--data-dir {data_dir} is not a directory")
+    return RunSpec(
+        model=args.model,
+        method=args.method,
+        benchmarks=tuple(benchmarks),
+        judge=args.judge,
+        backend=args.backend,
+        method_args=parse_kv(args.method_arg, "--method-arg"),
+        judge_args=judge_args,
+        backend_args=parse_kv(args.backend_arg, "--backend-arg"),
+        split=args.split,
+        limit=args.limit,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        data_dir=data_dir.resolve() if data_dir else None,
+        chat_template=template,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run and print a summary table."""
+    spec = spec_from_args(args)
+    out = args.out or Path("runs") / f"{spec.model.replace('/', '_')}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    from orbench_harness.runner import run
+
+    results = run(spec, out)
+    print_summary(results, out)
+    return 0
+
+
+def print_summary(results: dict[str, Any], out: Path) -> None:
+    """The end-of-run table."""
+    from orbench_harness.console import out as stdout
+    from orbench_harness.console import table
+
+    rows = []
+    for name, b in results["benchmarks"].items():
+        if b["kind"] == "capability":
+            metric = b.get("metric", "")
+            rows.append([name, b["kind"], b.get("n", ""), metric, _fmt(b.get(metric)), "", ""])
+        else:
+            rows.append([name, b["kind"], b["n"], "compliance / refusal",
+                         f"{_fmt(b['compliance_rate'])} / {_fmt(b['refusal_rate'])}",
+                         b["partial_refusals"], b["unparsed"]])
+    table(f"{results['model']} x {results['method']} (judge {results['judge']})",
+          ["benchmark", "kind", "n", "metric", "value", "partial", "unparsed"], rows)
+    s = results["summary"]
+    stdout.print(
+        f"avg compliance {_fmt(s['avg_compliance_rate'])}  safety score {_fmt(s['safety_score'])}"
+        f"  trade-off {_fmt(s['trade_off_score'])}  ({results['timing']['seconds']:.1f}s)"
+    )
+    stdout.print(f"results: {out / 'results.json'}")
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)

@@ -1,0 +1,342 @@
+"""Orchestrates one run: resolve -> check -> generate -> judge -> score -> store.
+
+No model code lives here. The model is loaded lazily, only when something is missing from
+both the run directory and the cache, so a finished run repeats in a fraction of a second
+and a resumed run loads the model only if it still has generations to make.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from orbench_harness import console
+from orbench_harness.cache import Cache, PrefixedKV, cache_key
+from orbench_harness.data import DataSource
+from orbench_harness.errors import CapabilityError, HarnessError
+from orbench_harness.events import RunEnd, RunStart, SampleJudged
+from orbench_harness.metrics import rate_stats, summarize
+from orbench_harness.paths import cache_dir
+from orbench_harness.protocols import (
+    Backend,
+    Benchmark,
+    CapabilityBenchmark,
+    EvalContext,
+    Judge,
+    Method,
+    MethodContext,
+    ModelHandle,
+    Policy,
+    ScoringPolicy,
+)
+from orbench_harness.registry import Registry
+from orbench_harness.spec import RunSpec, command_line, git_sha, identity, package_versions
+from orbench_harness.store import JsonlLog, RunStore
+from orbench_harness.types import GenParams, JudgeItem, Label, ModelSpec, Prompt, Sample
+
+JUDGE_BATCH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A spec with every name resolved to a component (done before any work)."""
+
+    spec: RunSpec
+    model: ModelSpec
+    method: Method
+    judge: Judge
+    backend: Backend
+    benchmarks: dict[str, Benchmark]
+    samples: dict[str, list[Sample]]
+
+
+def resolve(spec: RunSpec, registry: Registry) -> Resolved:
+    """Resolve names and load samples; every user error surfaces here, before any work."""
+    model = registry.resolve_model(spec.model)
+    if spec.chat_template:
+        model = ModelSpec(**{**_spec_fields(model), "chat_template": spec.chat_template})
+    method: Method = registry.create("methods", spec.method, dict(spec.method_args))
+    judge: Judge = registry.create("judges", spec.judge, dict(spec.judge_args))
+    backend: Backend = registry.create("backends", spec.backend, dict(spec.backend_args))
+    missing = set(method.requires) - set(backend.capabilities)
+    if missing:
+        able = [
+            e.name for e in registry.backends()
+            if {c.value for c in missing} <= set(e.info.get("capabilities", ()))
+        ]
+        need = ", ".join(sorted(c.value for c in missing))
+        raise CapabilityError(
+            f"method {method.name!r} needs {need}, which backend {backend.name!r} lacks; "
+            f"use --backend {' or '.join(able) if able else '(none installed has it)'}"
+        )
+    names = registry.expand_benchmarks(spec.benchmarks)
+    suites = registry.suites()
+    source = DataSource(spec.data_dir)
+    benches: dict[str, Benchmark] = {}
+    samples: dict[str, list[Sample]] = {}
+    for name in names:
+        bench: Benchmark = registry.create("benchmarks", name, source)
+        benches[name] = bench
+        caps = [s.limit_for(name) for raw in spec.benchmarks if (s := suites.get(raw))]
+        limit = min([c for c in (spec.limit, *caps) if c is not None], default=None)
+        if isinstance(bench, CapabilityBenchmark) and bench.kind == "capability":
+            samples[name] = []
+            continue
+        samples[name] = bench.samples(spec.split, limit=limit, seed=spec.seed)
+        if not samples[name]:
+            raise HarnessError(f"benchmark {name!r} has no samples in split {spec.split!r}")
+    return Resolved(spec, model, method, judge, backend, benches, samples)
+
+
+def _spec_fields(m: ModelSpec) -> dict[str, Any]:
+    return {f: getattr(m, f) for f in m.__dataclass_fields__}
+
+
+class LazyPolicy:
+    """Loads the model, prepares the method and enters its context on first use."""
+
+    def __init__(self, r: Resolved, stack: ExitStack, log: Callable[[str], None]) -> None:
+        self.r = r
+        self.stack = stack
+        self.log = log
+        self._policy: Policy | None = None
+        self.handle: ModelHandle | None = None
+        self.prepare_seconds = 0.0
+
+    def get(self) -> Policy:
+        """The policy, loading everything the first time."""
+        if self._policy is None:
+            r = self.r
+            t0 = time.perf_counter()
+            self.log(f"loading {r.model.name} on backend {r.backend.name}")
+            self.handle = r.backend.load(r.model)
+            t1 = time.perf_counter()
+            ctx = MethodContext(
+                seed=r.spec.seed,
+                artifact_dir=artifact_dir(r.model, r.method),
+                train_samples=self._train_samples,
+                log=self.log,
+                options={"data_dir": r.spec.data_dir},
+            )
+            artifact = r.method.prepare(self.handle, ctx)
+            self.prepare_seconds = time.perf_counter() - t1
+            self._policy = self.stack.enter_context(r.method.apply(self.handle, artifact))
+            self.log(f"model ready in {t1 - t0:.1f}s; method prepared in {self.prepare_seconds:.1f}s")
+        return self._policy
+
+    def _train_samples(self, name: str) -> list[Sample]:
+        registry = Registry()
+        bench: Benchmark = registry.create("benchmarks", name, DataSource(self.r.spec.data_dir))
+        return bench.samples("train", seed=self.r.spec.seed)
+
+
+def artifact_dir(model: ModelSpec, method: Method) -> Path:
+    """Per (model, method fingerprint) directory for trained artifacts."""
+    mkey = cache_key("model", model.key)[:16]
+    path = cache_dir() / "artifacts" / mkey / f"{method.name}-{method.fingerprint()[:16]}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[str, Any]:
+    """Execute (or resume) a run into ``out`` and return results.json's content."""
+    t_start = time.perf_counter()
+    registry = registry or Registry()
+    r = resolve(spec, registry)
+    store = RunStore(out)
+    judge_id = f"{r.judge.name}@{r.judge.version}"
+    fp = r.method.fingerprint()
+    meta = {
+        "identity": identity(spec, r.model.key, fp, judge_id),
+        "spec": spec.to_json(),
+        "model": {"name": r.model.name, **r.model.key},
+        "method": {"name": r.method.name, "fingerprint": fp},
+        "judge": {"name": r.judge.name, "version": r.judge.version},
+        "benchmarks": {
+            n: {"kind": b.kind, "metric": b.metric, "n": len(r.samples[n]),
+                "files": [{"path": f.path, "sha256": f.sha256} for f in b.data_files()]}
+            for n, b in r.benchmarks.items()
+        },
+        "generation": {k: spec.max_new_tokens_for(k) for k in ("over_refusal", "safety", "capability")},
+        "versions": package_versions(),
+        "git_sha": git_sha(),
+        "command": command_line(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    resumed = store.open_run(meta)
+    if resumed:
+        console.info(f"resuming run in {out}")
+    r.judge.preflight()
+    registry.pm.hook.orbench_on_run_start(
+        event=RunStart(out, r.model.name, r.method.name, tuple(r.benchmarks), r.judge.name)
+    )
+    cache = Cache(cache_dir() / "cache.sqlite")
+    try:
+        with ExitStack() as stack:
+            lazy = LazyPolicy(r, stack, console.info)
+            records = _generate(r, store, cache, lazy)
+            capability = _capability(r, store, cache, lazy)
+        verdicts = _judge(r, store, cache, records, registry, out)
+    finally:
+        cache.close()
+    results = _results(r, records, verdicts, capability)
+    results["timing"] = {"seconds": round(time.perf_counter() - t_start, 3),
+                         "method_prepare_seconds": round(lazy.prepare_seconds, 3),
+                         "model_loaded": lazy.handle is not None}
+    store.write_results(results)
+    registry.pm.hook.orbench_on_run_end(event=RunEnd(out, results, time.perf_counter() - t_start))
+    return results
+
+
+def _gen_key(r: Resolved, prompt: Prompt, params: GenParams) -> str:
+    return cache_key("gen", {
+        "model": r.model.key, "method": r.method.fingerprint(),
+        "messages": prompt.to_json(), "params": asdict(params),
+    })
+
+
+def _generate(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) -> dict[str, dict[str, Any]]:
+    """Ensure one samples.jsonl record per sample; returns records keyed 'bench/id'."""
+    done = store.samples.read()
+    todo: list[tuple[str, Sample, Prompt, GenParams, str]] = []
+    for name, samples in r.samples.items():
+        params = GenParams(max_new_tokens=r.spec.max_new_tokens_for(r.benchmarks[name].kind), seed=r.spec.seed)
+        for s in samples:
+            if (name, s.id) in done:
+                continue
+            prompt = s.as_prompt()
+            todo.append((name, s, prompt, params, _gen_key(r, prompt, params)))
+    hits = cache.get_many(t[4] for t in todo)
+    fresh = [_record(n, s, hits[k]) for n, s, _, _, k in todo if k in hits]
+    store.samples.append(fresh)
+    misses = [t for t in todo if t[4] not in hits]
+    if fresh:
+        console.info(f"{len(fresh)} generations from cache")
+    if misses:
+        by_params: dict[GenParams, list[tuple[str, Sample, Prompt, GenParams, str]]] = {}
+        for t in misses:
+            by_params.setdefault(t[3], []).append(t)
+        with console.progress() as prog:
+            task = prog.add_task("generating", total=len(misses))
+            policy = lazy.get()
+            for params, group in by_params.items():
+                def on_batch(idx: list[int], comps: list[Any], group: list[Any] = group) -> None:
+                    items = [(group[i], c) for i, c in zip(idx, comps, strict=True)]
+                    cache.put_many([(t[4], _comp_json(c)) for t, c in items], kind="gen")
+                    store.samples.append([_record(t[0], t[1], _comp_json(c)) for t, c in items])
+                    prog.advance(task, len(items))
+
+                policy.generate([t[2] for t in group], params, batch_size=r.spec.batch_size, on_batch=on_batch)
+    return {f"{rec['benchmark']}/{rec['id']}": rec for rec in store.samples.read().values()
+            if rec["benchmark"] in r.samples}
+
+
+def _comp_json(c: Any) -> dict[str, Any]:
+    return {"text": c.text, "n_prompt_tokens": c.n_prompt_tokens, "n_new_tokens": c.n_new_tokens,
+            "finish_reason": c.finish_reason, "truncated_prompt": c.truncated_prompt}
+
+
+def _record(bench: str, s: Sample, comp: Mapping[str, Any]) -> dict[str, Any]:
+    return {"benchmark": bench, "id": s.id, "prompt": s.prompt, "expected": s.expected,
+            "completion": comp["text"], "n_new_tokens": comp["n_new_tokens"],
+            "finish_reason": comp["finish_reason"], "truncated_prompt": comp["truncated_prompt"],
+            "meta": dict(s.meta)}
+
+
+def _capability(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) -> dict[str, dict[str, Any]]:
+    """Run capability benchmarks (MMLU, perplexity, MT-Bench), one stored result each."""
+    log = JsonlLog(store.dir / "capability.jsonl", ("benchmark",))
+    done = log.read()
+    out: dict[str, dict[str, Any]] = {}
+    for name, bench in r.benchmarks.items():
+        if not (isinstance(bench, CapabilityBenchmark) and bench.kind == "capability"):
+            continue
+        if (name,) in done:
+            out[name] = done[(name,)]["metrics"]
+            continue
+        policy = lazy.get()
+        if not isinstance(policy, ScoringPolicy):
+            raise HarnessError(f"benchmark {name!r} needs log-probabilities, which this backend lacks")
+        prefix = {"model": r.model.key, "method": r.method.fingerprint(), "benchmark": name}
+        with console.progress() as prog:
+            task = prog.add_task(name, total=None)
+            ctx = EvalContext(
+                seed=r.spec.seed, limit=_cap_limit(r, name), batch_size=r.spec.batch_size,
+                kv=PrefixedKV(cache, prefix), key_prefix=prefix,
+                progress=lambda d, t: prog.update(task, completed=d, total=t), judge=r.judge,
+            )
+            metrics = bench.evaluate(policy, ctx)
+        log.append([{"benchmark": name, "metrics": metrics}])
+        out[name] = metrics
+    return out
+
+
+def _cap_limit(r: Resolved, name: str) -> int | None:
+    suites = Registry().suites()
+    caps = [s.limit_for(name) for raw in r.spec.benchmarks if (s := suites.get(raw))]
+    return min([c for c in (r.spec.limit, *caps) if c is not None], default=None)
+
+
+def _judge(r: Resolved, store: RunStore, cache: Cache, records: dict[str, dict[str, Any]],
+           registry: Registry, out: Path) -> dict[str, dict[str, Any]]:
+    """Ensure one verdicts.jsonl record per sample for this judge."""
+    done = {f"{b}/{i}": v for (b, i, j), v in store.verdicts.read().items() if j == r.judge.name}
+    todo = [(k, rec) for k, rec in records.items() if k not in done]
+    keys = {k: cache_key("verdict", {"judge": r.judge.name, "version": r.judge.version,
+                                      "prompt": rec["prompt"], "response": rec["completion"]})
+            for k, rec in todo}
+    hits = cache.get_many(keys.values())
+
+    def emit(items: list[tuple[str, dict[str, Any], dict[str, Any]]], cached: bool) -> None:
+        store.verdicts.append([{"benchmark": rec["benchmark"], "id": rec["id"], "judge": r.judge.name,
+                                "judge_version": r.judge.version, **v} for _, rec, v in items])
+        for k, rec, v in items:
+            done[k] = v
+            lab = Label(v["label"]) if v["label"] else None
+            registry.pm.hook.orbench_on_sample_judged(
+                event=SampleJudged(out, rec["benchmark"], rec["id"], lab, cached))
+
+    emit([(k, rec, hits[keys[k]]) for k, rec in todo if keys[k] in hits], cached=True)
+    misses = [(k, rec) for k, rec in todo if keys[k] not in hits]
+    if misses:
+        with console.progress() as prog:
+            task = prog.add_task(f"judging ({r.judge.name})", total=len(misses))
+            for start in range(0, len(misses), JUDGE_BATCH):
+                chunk = misses[start : start + JUDGE_BATCH]
+                verdicts = r.judge.judge([JudgeItem(rec["prompt"], rec["completion"]) for _, rec in chunk])
+                if len(verdicts) != len(chunk):
+                    raise HarnessError(f"judge {r.judge.name!r} returned {len(verdicts)} verdicts for {len(chunk)} items")
+                vals = [{"label": v.label.value if v.label else None, "raw": v.raw} for v in verdicts]
+                cache.put_many([(keys[k], v) for (k, _), v in zip(chunk, vals, strict=True)], kind="verdict")
+                emit([(k, rec, v) for (k, rec), v in zip(chunk, vals, strict=True)], cached=False)
+                prog.advance(task, len(chunk))
+    return {k: done[k] for k in records}
+
+
+def _results(r: Resolved, records: dict[str, dict[str, Any]], verdicts: dict[str, dict[str, Any]],
+             capability: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    benchmarks: dict[str, dict[str, Any]] = {}
+    for name, bench in r.benchmarks.items():
+        if name in capability:
+            benchmarks[name] = {"kind": "capability", "metric": bench.metric, **capability[name]}
+            continue
+        keys = [f"{name}/{s.id}" for s in r.samples[name]]
+        labels = [Label(verdicts[k]["label"]) if verdicts[k]["label"] else None for k in keys]
+        stats = rate_stats(labels)
+        stats["truncated_prompts"] = sum(1 for k in keys if records[k].get("truncated_prompt"))
+        benchmarks[name] = {"kind": bench.kind, "metric": bench.metric, **stats}
+    return {
+        "model": r.model.name,
+        "method": r.method.name,
+        "method_fingerprint": r.method.fingerprint(),
+        "judge": r.judge.name,
+        "judge_version": r.judge.version,
+        "split": r.spec.split,
+        "seed": r.spec.seed,
+        "benchmarks": benchmarks,
+        "summary": summarize(benchmarks),
+    }

@@ -1,0 +1,118 @@
+"""RunSpec: everything that defines a run, and the run.json metadata built from it."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from orbench_harness.cache import cache_key
+from orbench_harness.errors import HarnessError
+from orbench_harness.protocols import Split
+from orbench_harness.types import BenchmarkKind
+
+# Over-refusal and safety sets are judged on the opening of the answer (XSTest's string match
+# reads a prefix; the ACTOR measurements used the first 24 tokens); 64 tokens leaves an LLM
+# judge enough to see a partial refusal. Recorded in run.json and overridable.
+DEFAULT_MAX_NEW_TOKENS: dict[BenchmarkKind, int] = {"over_refusal": 64, "safety": 64, "capability": 256}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A run: model x method x benchmarks x judge, with generation settings and seed."""
+
+    model: str
+    method: str = "none"
+    benchmarks: tuple[str, ...] = ("demo",)
+    judge: str = "strmatch"
+    backend: str = "hf"
+    method_args: Mapping[str, str] = field(default_factory=dict)
+    judge_args: Mapping[str, str] = field(default_factory=dict)
+    backend_args: Mapping[str, str] = field(default_factory=dict)
+    split: Split = "test"
+    limit: int | None = None
+    seed: int = 0
+    batch_size: int = 8
+    max_new_tokens: int | None = None
+    data_dir: Path | None = None
+    chat_template: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise HarnessError(f"--limit must be a positive integer (got {self.limit})")
+        if self.batch_size < 1:
+            raise HarnessError(f"--batch-size must be a positive integer (got {self.batch_size})")
+        if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 32768:
+            raise HarnessError(f"--max-new-tokens must be in 1..32768 (got {self.max_new_tokens})")
+        if self.split not in ("train", "test", "all"):
+            raise HarnessError(f"--split must be train, test or all (got {self.split!r})")
+
+    def max_new_tokens_for(self, kind: BenchmarkKind) -> int:
+        """The generation budget for a benchmark kind."""
+        return self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[kind]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form for run.json."""
+        d = asdict(self)
+        d["benchmarks"] = list(self.benchmarks)
+        d["data_dir"] = str(self.data_dir) if self.data_dir else None
+        for k in ("method_args", "judge_args", "backend_args"):
+            d[k] = dict(d[k])
+        return d
+
+
+def parse_kv(pairs: list[str] | None, flag: str) -> dict[str, str]:
+    """``key=value`` strings (from ``--method-arg`` etc.) into a dict, with clear errors."""
+    out: dict[str, str] = {}
+    for raw in pairs or []:
+        for item in raw.split(",") if "," in raw and "=" in raw.split(",")[-1] else [raw]:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise HarnessError(f"malformed {flag} {item!r}: expected key=value")
+            if key.strip() in out:
+                raise HarnessError(f"{flag} {key.strip()!r} given twice")
+            out[key.strip()] = value.strip()
+    return out
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that determine results."""
+    out = {"python": platform.python_version()}
+    for pkg in ("orbench-harness", "torch", "transformers", "pluggy", "gguf", "peft", "openai", "vllm"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_sha() -> str | None:
+    """The harness checkout's commit, when run from a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        res = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() or None
+
+
+def identity(spec: RunSpec, model_key: Mapping[str, Any], method_fp: str, judge_id: str) -> str:
+    """What makes two runs the same run (batch size and output dir excluded)."""
+    d = spec.to_json()
+    for k in ("batch_size", "data_dir", "backend_args"):
+        d.pop(k, None)
+    return cache_key("run", {"spec": d, "model": dict(model_key), "method": method_fp, "judge": judge_id})
+
+
+def command_line() -> str:
+    """The command that started this process (for run.json)."""
+    return " ".join(sys.argv)

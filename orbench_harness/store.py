@@ -1,0 +1,165 @@
+"""The run directory: run.json, samples.jsonl, verdicts.jsonl, results.json.
+
+JSON-lines files are append-only and each batch is flushed and fsynced as it is produced, so a
+killed run loses at most the batch in flight. On reopening, a truncated last line (the write a
+kill interrupted) or a corrupted line is reported with its path and dropped, and the file is
+rewritten without it; the runner then recomputes what is missing (usually from the cache).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from orbench_harness.console import warn
+from orbench_harness.errors import HarnessError
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file, with a one-line error naming the path if it is malformed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise HarnessError(f"{path}: malformed JSON at line {e.lineno} ({e.msg})") from None
+    except UnicodeDecodeError:
+        raise HarnessError(f"{path}: not UTF-8") from None
+
+
+class JsonlLog:
+    """An append-only JSON-lines file of records keyed by ``key_fields``."""
+
+    def __init__(self, path: Path, key_fields: tuple[str, ...]) -> None:
+        self.path = path
+        self.key_fields = key_fields
+
+    def key(self, record: Mapping[str, Any]) -> tuple[str, ...]:
+        """The record's identity (e.g. benchmark + sample id)."""
+        return tuple(str(record.get(f)) for f in self.key_fields)
+
+    def read(self) -> dict[tuple[str, ...], dict[str, Any]]:
+        """Valid records by key (last one wins); repairs the file if anything was dropped."""
+        if not self.path.exists():
+            return {}
+        raw = self.path.read_bytes()
+        records: dict[tuple[str, ...], dict[str, Any]] = {}
+        dropped = 0
+        lines = raw.split(b"\n")
+        complete, tail = lines[:-1], lines[-1]
+        if tail.strip():
+            warn(f"{self.path}: last line was cut off (interrupted write); recomputing that record")
+            dropped += 1
+        for n, line in enumerate(complete, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8"))
+                if not isinstance(rec, dict) or any(f not in rec for f in self.key_fields):
+                    raise ValueError("not a record")
+            except (ValueError, UnicodeDecodeError):
+                warn(f"{self.path}: line {n} is corrupted; dropping it and recomputing")
+                dropped += 1
+                continue
+            k = self.key(rec)
+            if k in records:
+                dropped += 1
+            records[k] = rec
+        if dropped:
+            self.rewrite(records.values())
+        return records
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append records and fsync, so they survive a kill right after this returns."""
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if not data:
+            return
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rewrite(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the file's content atomically."""
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
+class RunStore:
+    """One run's directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe = run_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise HarnessError(f"cannot write to output directory {run_dir}: {e.strerror}") from None
+        self.samples = JsonlLog(run_dir / "samples.jsonl", ("benchmark", "id"))
+        self.verdicts = JsonlLog(run_dir / "verdicts.jsonl", ("benchmark", "id", "judge"))
+
+    @property
+    def run_json(self) -> Path:
+        """Path of run.json."""
+        return self.dir / "run.json"
+
+    @property
+    def results_json(self) -> Path:
+        """Path of results.json."""
+        return self.dir / "results.json"
+
+    def open_run(self, meta: dict[str, Any]) -> bool:
+        """Write run.json; returns True when resuming a run with the same identity.
+
+        A directory holding a *different* run (another model, method, judge, seed, ...) is
+        refused rather than mixed.
+        """
+        if self.run_json.exists():
+            try:
+                old = read_json(self.run_json)
+            except HarnessError:
+                old = None
+            if isinstance(old, dict) and old.get("identity") == meta["identity"]:
+                meta = {**meta, "started": old.get("started", meta.get("started"))}
+                write_json_atomic(self.run_json, meta)
+                return True
+            if isinstance(old, dict):
+                raise HarnessError(
+                    f"{self.dir} holds a different run ({_describe(old)}); use another --out"
+                )
+            warn(f"{self.run_json} was unreadable; rewriting it")
+        write_json_atomic(self.run_json, meta)
+        return False
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        """results.json, atomically."""
+        write_json_atomic(self.results_json, results)
+
+
+def _describe(meta: Mapping[str, Any]) -> str:
+    spec = meta.get("spec", {})
+    return ", ".join(f"{k}={spec.get(k)}" for k in ("model", "method", "judge", "seed") if k in spec)
