@@ -10,6 +10,7 @@ also appear in harmful requests, e.g. "kill a process"), and harmful requests. E
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +59,7 @@ class DemoBenchmark:
         return [data_file(self.path)]
 
 
-def _factory(category: Category) -> object:
+def _factory(category: Category) -> Callable[[DataSource], DemoBenchmark]:
     def create(data: DataSource) -> DemoBenchmark:
         return DemoBenchmark(category)
 

@@ -61,7 +61,7 @@ def orbench_resolve_model(name: str) -> ModelSpec | None:
 
 
 @hookspec
-def orbench_list_models() -> list[ModelSpec]:
+def orbench_list_models() -> list[ModelSpec]:  # type: ignore[empty-body]
     """Models a plugin knows by alias (for ``harness list models``)."""
 
 

@@ -7,6 +7,7 @@ name is tried as a local directory, a ``.gguf`` file, or a hub id (``org/name[@r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -109,13 +110,12 @@ def orbench_resolve_model(name: str) -> ModelSpec | None:
 def orbench_list_models() -> list[ModelSpec]:
     """The built-in aliases (the embedded one only if its package is installed)."""
     specs = [ModelSpec(name=a, source=s) for a, s in HUB_ALIASES.items()]
-    try:
+    with contextlib.suppress(HarnessError):
         specs.insert(0, smollm2_spec())
-    except HarnessError:
-        pass
     return specs
 
 
 def describe(spec: ModelSpec) -> dict[str, object]:
     """A JSON-able description for ``harness list models`` and run.json."""
-    return json.loads(json.dumps({"name": spec.name, **spec.key}))
+    out: dict[str, object] = json.loads(json.dumps({"name": spec.name, **spec.key}))
+    return out

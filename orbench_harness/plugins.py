@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pluggy
@@ -84,10 +84,12 @@ def _load_entrypoints(pm: pluggy.PluginManager, blocked: set[str]) -> None:
 
 
 def _enable_tracing(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
         print(f"[orbench trace] {hook_name}({', '.join(kwargs)})", file=sys.stderr)
 
-    def after(outcome: Any, hook_name: str, impls: Any, kwargs: dict[str, Any]) -> None:
+    def after(
+        outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
+    ) -> None:
         print(f"[orbench trace] {hook_name} -> {outcome.get_result()!r}", file=sys.stderr)
 
     pm.add_hookcall_monitoring(before, after)

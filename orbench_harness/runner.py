@@ -267,12 +267,19 @@ def _capability(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) ->
             ctx = EvalContext(
                 seed=r.spec.seed, limit=_cap_limit(r, name), batch_size=r.spec.batch_size,
                 kv=PrefixedKV(cache, prefix), key_prefix=prefix,
-                progress=lambda d, t: prog.update(task, completed=d, total=t), judge=r.judge,
+                progress=_progress_cb(prog, task), judge=r.judge,
             )
             metrics = bench.evaluate(policy, ctx)
         log.append([{"benchmark": name, "metrics": metrics}])
         out[name] = metrics
     return out
+
+
+def _progress_cb(prog: Any, task: Any) -> Callable[[int, int], None]:
+    def update(done: int, total: int) -> None:
+        prog.update(task, completed=done, total=total)
+
+    return update
 
 
 def _cap_limit(r: Resolved, name: str) -> int | None:
@@ -309,7 +316,9 @@ def _judge(r: Resolved, store: RunStore, cache: Cache, records: dict[str, dict[s
                 chunk = misses[start : start + JUDGE_BATCH]
                 verdicts = r.judge.judge([JudgeItem(rec["prompt"], rec["completion"]) for _, rec in chunk])
                 if len(verdicts) != len(chunk):
-                    raise HarnessError(f"judge {r.judge.name!r} returned {len(verdicts)} verdicts for {len(chunk)} items")
+                    raise HarnessError(
+                        f"judge {r.judge.name!r} returned {len(verdicts)} verdicts for {len(chunk)} items"
+                    )
                 vals = [{"label": v.label.value if v.label else None, "raw": v.raw} for v in verdicts]
                 cache.put_many([(keys[k], v) for (k, _), v in zip(chunk, vals, strict=True)], kind="verdict")
                 emit([(k, rec, v) for (k, rec), v in zip(chunk, vals, strict=True)], cached=False)

@@ -152,6 +152,7 @@ class ModelSpec:
     chat_template: str | None = None
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     adapter: str | None = None
+    adapter_revision: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -166,7 +167,8 @@ class ModelSpec:
             "gguf_file": self.gguf_file,
             "chat_template": self.chat_template,
             "dtype": self.dtype,
-            "adapter": self.adapter,
+            # an adapter is identified by its content hash when known, not where it is installed
+            "adapter": self.adapter_revision or self.adapter,
         }
 
 

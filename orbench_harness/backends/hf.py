@@ -271,9 +271,11 @@ class HFModel:
     @property
     def layers(self) -> nn.ModuleList:
         """The decoder blocks (the ModuleList whose length is the number of layers)."""
+        from torch import nn
+
         n = self.model.config.num_hidden_layers
         for _, mod in self.model.named_modules():
-            if mod.__class__.__name__ == "ModuleList" and len(mod) == n:
+            if isinstance(mod, nn.ModuleList) and len(mod) == n:
                 return mod
         raise HarnessError(f"cannot find the decoder blocks of {type(self.model).__name__}")
 
@@ -319,7 +321,7 @@ class HFModel:
         target = self.layers[index]
         for name, mod in self.model.named_modules():
             if mod is target:
-                return name
+                return str(name)
         raise HarnessError(f"layer {index} not found")
 
 
