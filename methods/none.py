@@ -9,7 +9,7 @@ from typing import Any
 from orbench_harness.catalog import Register
 from orbench_harness.errors import HarnessError
 from orbench_harness.hookspecs import hookimpl
-from orbench_harness.protocols import MethodContext, ModelHandle, Policy
+from orbench_harness.protocols import MethodContext, MethodEnv, ModelHandle, Policy
 from orbench_harness.types import Capability
 
 
@@ -33,7 +33,7 @@ class NoneMethod:
         yield model
 
 
-def create(args: Mapping[str, str]) -> NoneMethod:
+def create(args: Mapping[str, str], env: MethodEnv | None = None) -> NoneMethod:
     """Factory; ``none`` takes no arguments."""
     if args:
         raise HarnessError(f"method 'none' takes no --method-arg (got {', '.join(args)})")

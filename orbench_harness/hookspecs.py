@@ -27,7 +27,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def orbench_register_methods(register: Register) -> None:
-    """Register methods. Factory: ``(args: Mapping[str, str]) -> Method``."""
+    """Register methods. Factory: ``(args: Mapping[str, str], env: MethodEnv) -> Method``."""
 
 
 @hookspec

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from orbench_harness.types import (
     BenchmarkKind,
@@ -25,6 +25,9 @@ from orbench_harness.types import (
     Sample,
     Verdict,
 )
+
+if TYPE_CHECKING:
+    from orbench_harness.runs import RunRecord
 
 Split = Literal["train", "test", "all"]
 OnBatch = Callable[[list[int], list[Completion]], None]
@@ -107,6 +110,18 @@ class MethodContext:
     train_samples: Callable[[str], list[Sample]]
     log: Callable[[str], None] = print
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MethodEnv:
+    """What a method factory gets besides its arguments: the model it will run on (for
+    per-model defaults), the run's seed, and read access to benchmark *train* splits (so the
+    training data can be part of the method's fingerprint)."""
+
+    model: ModelSpec
+    seed: int
+    train_samples: Callable[[str], list[Sample]]
+    data_dir: Path | None = None
 
 
 @runtime_checkable
@@ -202,7 +217,7 @@ class Reporter(Protocol):
 
     name: str
 
-    def render(self, runs: Sequence[Mapping[str, Any]]) -> str:
+    def render(self, runs: Sequence[RunRecord]) -> str:
         """The report's text (markdown, HTML, CSV or JSON)."""
         ...
 

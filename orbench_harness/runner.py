@@ -29,6 +29,7 @@ from orbench_harness.protocols import (
     Judge,
     Method,
     MethodContext,
+    MethodEnv,
     ModelHandle,
     Policy,
     ScoringPolicy,
@@ -59,7 +60,8 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
     model = registry.resolve_model(spec.model)
     if spec.chat_template:
         model = ModelSpec(**{**_spec_fields(model), "chat_template": spec.chat_template})
-    method: Method = registry.create("methods", spec.method, dict(spec.method_args))
+    env = MethodEnv(model=model, seed=spec.seed, train_samples=_train_sampler(registry, spec), data_dir=spec.data_dir)
+    method: Method = registry.create("methods", spec.method, dict(spec.method_args), env)
     judge: Judge = registry.create("judges", spec.judge, dict(spec.judge_args))
     backend: Backend = registry.create("backends", spec.backend, dict(spec.backend_args))
     missing = set(method.requires) - set(backend.capabilities)
@@ -92,6 +94,19 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
     return Resolved(spec, model, method, judge, backend, benches, samples)
 
 
+def _train_sampler(registry: Registry, spec: RunSpec) -> Callable[[str], list[Sample]]:
+    """Train-split access for methods: the only split a method may read."""
+    cache: dict[str, list[Sample]] = {}
+
+    def train_samples(name: str) -> list[Sample]:
+        if name not in cache:
+            bench: Benchmark = registry.create("benchmarks", name, DataSource(spec.data_dir))
+            cache[name] = bench.samples("train", seed=spec.seed)
+        return cache[name]
+
+    return train_samples
+
+
 def _spec_fields(m: ModelSpec) -> dict[str, Any]:
     return {f: getattr(m, f) for f in m.__dataclass_fields__}
 
@@ -118,7 +133,7 @@ class LazyPolicy:
             ctx = MethodContext(
                 seed=r.spec.seed,
                 artifact_dir=artifact_dir(r.model, r.method),
-                train_samples=self._train_samples,
+                train_samples=_train_sampler(Registry(), r.spec),
                 log=self.log,
                 options={"data_dir": r.spec.data_dir},
             )
@@ -127,11 +142,6 @@ class LazyPolicy:
             self._policy = self.stack.enter_context(r.method.apply(self.handle, artifact))
             self.log(f"model ready in {t1 - t0:.1f}s; method prepared in {self.prepare_seconds:.1f}s")
         return self._policy
-
-    def _train_samples(self, name: str) -> list[Sample]:
-        registry = Registry()
-        bench: Benchmark = registry.create("benchmarks", name, DataSource(self.r.spec.data_dir))
-        return bench.samples("train", seed=self.r.spec.seed)
 
 
 def artifact_dir(model: ModelSpec, method: Method) -> Path:

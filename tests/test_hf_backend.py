@@ -111,3 +111,9 @@ def test_hooks_removed_when_the_body_raises_or_a_name_is_unknown(model: HFModel)
 def test_hidden_states_shape(model: HFModel) -> None:
     hs = model.hidden_states(PROMPTS)
     assert hs.shape == (len(PROMPTS), model.model.config.num_hidden_layers + 1, 32)
+
+
+def test_hidden_states_do_not_depend_on_batch_padding(model: HFModel) -> None:
+    together = model.hidden_states(PROMPTS, batch_size=len(PROMPTS))
+    alone = torch.cat([model.hidden_states([p]) for p in PROMPTS])
+    assert torch.allclose(together, alone, atol=1e-4)

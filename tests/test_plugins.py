@@ -46,7 +46,7 @@ def test_duplicate_names_are_a_loud_conflict() -> None:
 class _ExtraPlugin:
     @hookimpl
     def orbench_register_methods(self, register):  # type: ignore[no-untyped-def]
-        register("extra", lambda args: None, summary="test plugin")
+        register("extra", lambda args, env: None, summary="test plugin")
 
 
 def test_fresh_manager_registers_a_plugin_object() -> None:
@@ -92,7 +92,7 @@ def test_third_party_plugin_installed_through_entry_point(tmp_path: Path) -> Non
 
         @hookimpl
         def orbench_register_methods(register):
-            register("hello", lambda args: None, summary="a third-party method")
+            register("hello", lambda args, env: None, summary="a third-party method")
     """))
     (pkg / "pyproject.toml").write_text(textwrap.dedent("""
         [build-system]

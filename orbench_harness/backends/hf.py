@@ -219,6 +219,16 @@ class HFModel:
                 on_batch(idx, comps)
         return [c for c in results if c is not None]
 
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> Any:
+        """A forward pass with position ids derived from the mask, so left-padded rows are
+        numerically the same as unpadded ones (a plain forward would shift their positions)."""
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kwargs)
+
+    def left_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-padded ids and attention mask on the model's device."""
+        return self._left_pad(rows)
+
     def _left_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
@@ -288,7 +298,7 @@ class HFModel:
         for start in range(0, len(rows), batch_size):
             ids, mask = self._left_pad(rows[start : start + batch_size])
             with torch.inference_mode():
-                hs = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+                hs = self.forward(ids, mask, output_hidden_states=True).hidden_states
             chunks.append(torch.stack([h[:, -1, :] for h in hs], dim=1).float().cpu())
         return torch.cat(chunks, dim=0)
 

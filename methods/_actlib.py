@@ -1,0 +1,107 @@
+"""Activation utilities shared by the representation methods (ACTOR, SCANS, Surgical).
+
+Positions: the "last post-instruction token" is the last token of the prompt rendered with the
+chat template's assistant prefix (``[/INST]`` for Llama-2, ``<|im_start|>assistant\\n`` for
+ChatML models). Prompts are left-padded, so it is position -1 of every row.
+
+Layers: ``layer`` is a 0-based decoder-block index and "the activation at layer l" is the
+output of block l (the residual stream after it), i.e. ``hidden_states[l + 1]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from orbench_harness.errors import CapabilityError
+from orbench_harness.protocols import ModelHandle
+from orbench_harness.types import Prompt, Sample
+
+if TYPE_CHECKING:
+    import torch
+
+    from orbench_harness.backends.hf import HFModel
+
+
+class _StopForward(Exception):
+    """Raised by a hook to end a forward pass once the wanted layer has run."""
+
+
+def require_hf(model: ModelHandle, method: str) -> HFModel:
+    """The HF handle, or a clear error for backends without hooks/weights access."""
+    from orbench_harness.backends.hf import HFModel
+
+    if not isinstance(model, HFModel):
+        raise CapabilityError(f"method {method!r} needs the hf backend (got {type(model).__name__})")
+    return model
+
+
+def encode_all(model: HFModel, prompts: Sequence[Prompt]) -> list[list[int]]:
+    """Rendered and tokenised prompts."""
+    return [model.encode_prompt(p) for p in prompts]
+
+
+def block_output_last_token(
+    model: HFModel, rows: Sequence[list[int]], layer: int, *, grad: bool = False
+) -> torch.Tensor:
+    """Output of block ``layer`` at the last token, [batch, d]; the forward stops there.
+
+    Stopping after the target block is what makes ACTOR cheap: layers above it are never run.
+    """
+    import torch
+
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(module: Any, inputs: Any, output: Any) -> None:
+        hs = output[0] if isinstance(output, tuple) else output
+        captured["h"] = hs[:, -1, :]
+        raise _StopForward
+
+    ids, mask = model.left_pad(list(rows))
+    with (
+        torch.set_grad_enabled(grad),
+        model.hooks(forward=[(model.layer_name(layer), hook)]),
+        contextlib.suppress(_StopForward),
+    ):
+        model.forward(ids, mask, use_cache=False)
+    return captured["h"].float()
+
+
+def all_layers_last_token(model: HFModel, prompts: Sequence[Prompt], batch_size: int = 16) -> torch.Tensor:
+    """Block outputs at the last token for every layer, [n, n_layers, d] (embeddings dropped)."""
+    return model.hidden_states(prompts, batch_size=batch_size)[:, 1:, :]
+
+
+def mean_difference(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Difference of class means (the refusal direction of Arditi et al. and ACTOR)."""
+    return pos.mean(dim=0) - neg.mean(dim=0)
+
+
+def silhouette(x: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean silhouette coefficient of a two-or-more-cluster labelling (Euclidean distance).
+
+    s_i = (b_i - a_i) / max(a_i, b_i), with a_i the mean distance to the other members of
+    i's cluster and b_i the smallest mean distance to another cluster.
+    """
+    import torch
+
+    d = torch.cdist(x.double(), x.double())
+    classes = torch.unique(labels)
+    n = len(x)
+    a = torch.zeros(n, dtype=torch.float64)
+    b = torch.full((n,), float("inf"), dtype=torch.float64)
+    for c in classes:
+        members = labels == c
+        count = int(members.sum())
+        mean_to_c = d[:, members].sum(dim=1)
+        own = labels == c
+        a = torch.where(own, mean_to_c / max(count - 1, 1), a)
+        b = torch.where(own, b, torch.minimum(b, mean_to_c / count))
+    s = (b - a) / torch.maximum(a, b).clamp(min=1e-12)
+    return float(s.mean())
+
+
+def prompts_of(samples: Sequence[Sample]) -> list[Prompt]:
+    """Chat prompts of samples (no system prompt, as in the methods' released code)."""
+    return [s.as_prompt() for s in samples]

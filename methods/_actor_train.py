@@ -1,0 +1,158 @@
+"""ACTOR's training loop, kept apart from the plugin so each module stays readable.
+
+Checkpoints after every epoch (trained parameters, optimizer state, refusal vector, history)
+so a killed training resumes at the last finished epoch instead of starting over.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from methods._actlib import block_output_last_token
+
+if TYPE_CHECKING:
+    import torch
+
+    from methods.actor import ActorConfig, TrainData
+    from orbench_harness.backends.hf import HFModel
+    from orbench_harness.protocols import MethodContext
+
+
+def load_artifact(artifact_dir: Path) -> dict[str, Any] | None:
+    """A finished artifact (trained parameters + meta), or None."""
+    from safetensors.torch import load_file
+
+    path = artifact_dir / "trained.safetensors"
+    meta = artifact_dir / "meta.json"
+    if not (path.is_file() and meta.is_file()):
+        return None
+    return {"state": load_file(str(path)), "meta": json.loads(meta.read_text())}
+
+
+def _trainable_names(hf: HFModel, cfg: ActorConfig, layer: int) -> list[str]:
+    blocks = range(layer + 1) if cfg.trainable == "up_to_layer" else [layer]
+    prefixes = tuple(hf.layer_name(i) + "." for i in blocks)
+    return [n for n, _ in hf.model.named_parameters() if n.startswith(prefixes)]
+
+
+def _shift(cfg: ActorConfig, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """The per-query shift vector (before the +/- sign of the query's class)."""
+    if cfg.targets == "uniform":
+        return cfg.beta * r.expand_as(h)
+    direction = r / r.norm() if cfg.projection == "unit" else r
+    p = h @ direction
+    if cfg.sign == "magnitude":
+        p = p.abs()
+    return cfg.alpha * p[:, None] * direction[None, :]
+
+
+def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: MethodContext) -> dict[str, Any]:
+    """Fine-tune the target block towards the per-query targets; returns the artifact."""
+    import torch
+    from safetensors.torch import save_file
+
+    from methods.actor import refusal_vector
+    from orbench_harness.console import progress
+
+    t0 = time.perf_counter()
+    torch.manual_seed(ctx.seed)
+    names = _trainable_names(hf, cfg, layer)
+    params = dict(hf.model.named_parameters())
+    original = {n: params[n].detach().clone() for n in names}
+    flags = {n: p.requires_grad for n, p in params.items()}
+    for n, p in params.items():
+        p.requires_grad_(n in names)
+    opt = torch.optim.AdamW([params[n] for n in names], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rows = [hf.encode_prompt(s.as_prompt()) for s in data.queries]
+    signs = torch.tensor(data.signs, dtype=torch.float32)
+    history: list[dict[str, float]] = []
+    start_epoch = _resume(ctx.artifact_dir, params, names, opt, history)
+    try:
+        with progress() as prog:
+            steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
+            task = prog.add_task(f"actor: training layer {layer}", total=cfg.epochs * steps_per_epoch)
+            prog.update(task, completed=start_epoch * steps_per_epoch)
+            for epoch in range(start_epoch, cfg.epochs):
+                order = list(range(len(rows)))
+                random.Random(ctx.seed * 1000 + epoch).shuffle(order)
+                r = refusal_vector(hf, data, layer)
+                losses, rel = [], []
+                for start in range(0, len(order), cfg.batch_size):
+                    idx = order[start : start + cfg.batch_size]
+                    if cfg.recompute == "step" and start > 0:
+                        r = refusal_vector(hf, data, layer)
+                    h = block_output_last_token(hf, [rows[i] for i in idx], layer, grad=True)
+                    h0 = h.detach()
+                    shift = _shift(cfg, h0, r)
+                    target = h0 + signs[idx, None].to(h0.device) * shift
+                    loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
+                    opt.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    opt.step()
+                    losses.append(loss.item())
+                    rel.append(float((shift.norm(dim=-1) / h0.norm(dim=-1)).mean()))
+                    prog.advance(task)
+                history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "r_norm": float(r.norm()),
+                                "relative_shift": sum(rel) / len(rel)})
+                ctx.log(f"actor: epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.5f} "
+                        f"|r| {history[-1]['r_norm']:.2f} shift/|h| {history[-1]['relative_shift']:.4f}")
+                _checkpoint(ctx.artifact_dir, params, names, opt, history, epoch + 1)
+        trained = {n: params[n].detach().clone().contiguous().cpu() for n in names}
+        save_file(trained, str(ctx.artifact_dir / "trained.safetensors"))
+        meta = {"layer": layer, "history": history, "trainable": names, "n_queries": len(rows),
+                "sources": list(data.sources), "config": _cfg_json(cfg),
+                "train_seconds": round(time.perf_counter() - t0, 2)}
+        (ctx.artifact_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+        (ctx.artifact_dir / "checkpoint.pt").unlink(missing_ok=True)
+        return {"state": trained, "meta": meta}
+    finally:
+        with torch.no_grad():
+            for n, v in original.items():
+                params[n].copy_(v)
+        for n, p in params.items():
+            p.requires_grad_(flags[n])
+
+
+def _cfg_json(cfg: ActorConfig) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(cfg)
+
+
+def _checkpoint(d: Path, params: dict[str, Any], names: list[str], opt: Any, history: list[dict[str, float]],
+                epoch: int) -> None:
+    import torch
+
+    tmp = d / "checkpoint.pt.tmp"
+    torch.save({"epoch": epoch, "state": {n: params[n].detach().cpu() for n in names},
+                "optim": opt.state_dict(), "history": history}, tmp)
+    tmp.replace(d / "checkpoint.pt")
+
+
+def _resume(d: Path, params: dict[str, Any], names: list[str], opt: Any, history: list[dict[str, float]]) -> int:
+    """Restore the last epoch checkpoint if one exists; returns the epoch to start from."""
+    import torch
+
+    path = d / "checkpoint.pt"
+    if not path.is_file():
+        return 0
+    try:
+        ck = torch.load(path, weights_only=True)
+    except Exception as e:  # a checkpoint cut off by a kill: start over rather than crash
+        from orbench_harness.console import warn
+
+        warn(f"actor: checkpoint {path} unreadable ({e}); training from scratch")
+        return 0
+    with torch.no_grad():
+        for n in names:
+            params[n].copy_(ck["state"][n])
+    opt.load_state_dict(ck["optim"])
+    history.extend(ck["history"])
+    from orbench_harness.console import info
+
+    info(f"actor: resuming training after epoch {ck['epoch']}")
+    return int(ck["epoch"])

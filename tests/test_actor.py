@@ -1,0 +1,152 @@
+"""ACTOR's mechanism on a tiny random model: targets, training, caching, resume."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+
+from methods import _actor_train
+from methods._actlib import block_output_last_token, silhouette
+from methods.actor import Actor, ActorConfig, build_data, create, refusal_vector
+from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.errors import HarnessError
+from orbench_harness.models import resolve
+from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import _train_sampler
+from orbench_harness.spec import RunSpec
+from orbench_harness.types import ModelSpec
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model_dir: Path) -> HFModel:
+    spec = resolve(str(tiny_model_dir))
+    assert spec is not None
+    return HFBackend(device="cpu").load(spec)
+
+
+def _env(name: str = "tiny", seed: int = 0) -> MethodEnv:
+    spec = RunSpec(model="x", seed=seed)
+    return MethodEnv(model=ModelSpec(name=name, source="x"), seed=seed, train_samples=_train_sampler(Registry(), spec))
+
+
+def _ctx(tmp: Path) -> MethodContext:
+    tmp.mkdir(parents=True, exist_ok=True)
+    return MethodContext(seed=0, artifact_dir=tmp, train_samples=lambda n: [], log=lambda m: None)
+
+
+def _proj(hf: HFModel, actor: Actor, layer: int, r: torch.Tensor) -> tuple[float, float]:
+    """Mean projection on r of harmful and of benign+pseudo training queries."""
+    rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
+    h = block_output_last_token(hf, rows, layer)
+    p = h @ r
+    signs = torch.tensor(actor.data.signs)
+    return float(p[signs > 0].mean()), float(p[signs < 0].mean())
+
+
+def test_silhouette_matches_a_brute_force_computation() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(7, 3, generator=g), torch.randn(5, 3, generator=g) + 2])
+    labels = torch.tensor([0] * 7 + [1] * 5)
+    want = []
+    for i in range(len(x)):
+        same = [j for j in range(len(x)) if labels[j] == labels[i] and j != i]
+        other = [j for j in range(len(x)) if labels[j] != labels[i]]
+        a = sum(float((x[i] - x[j]).norm()) for j in same) / len(same)
+        b = sum(float((x[i] - x[j]).norm()) for j in other) / len(other)
+        want.append((b - a) / max(a, b))
+    assert silhouette(x, labels) == pytest.approx(sum(want) / len(want), abs=1e-6)
+
+
+def test_shift_forms() -> None:
+    h = torch.tensor([[1.0, -2.0], [-3.0, 0.0]])
+    r = torch.tensor([2.0, 0.0])
+    mag = _actor_train._shift(ActorConfig(alpha=0.5), h, r)
+    assert torch.allclose(mag, torch.tensor([[2.0, 0.0], [6.0, 0.0]]))  # 0.5 * |h.r| * r
+    signed = _actor_train._shift(ActorConfig(alpha=0.5, sign="signed"), h, r)
+    assert torch.allclose(signed, torch.tensor([[2.0, 0.0], [-6.0, 0.0]]))
+    unit = _actor_train._shift(ActorConfig(alpha=0.5, projection="unit"), h, r)
+    assert torch.allclose(unit, torch.tensor([[0.5, 0.0], [1.5, 0.0]]))  # 0.5 * |h.r^| * r^
+    uniform = _actor_train._shift(ActorConfig(targets="uniform", beta=2.0), h, r)
+    assert torch.allclose(uniform, torch.tensor([[4.0, 0.0], [4.0, 0.0]]))
+
+
+def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
+    actor = create({}, _env("llama-2-7b-chat"))
+    assert (actor.cfg.alpha, actor.cfg.layer) == (0.0015, "13")
+    assert create({"alpha": "0.01"}, _env("llama-2-7b-chat")).cfg.alpha == 0.01
+    base = create({}, _env()).fingerprint()
+    for key, value in [("alpha", "0.1"), ("layer", "2"), ("lr", "1e-4"), ("sign", "signed"),
+                       ("projection", "unit"), ("recompute", "step"), ("targets", "uniform"),
+                       ("trainable", "up_to_layer"), ("n_benign", "5")]:
+        assert create({key: value}, _env()).fingerprint() != base, key
+    assert create({}, _env(seed=1)).fingerprint() != base  # different sampled data
+    with pytest.raises(HarnessError, match="no option 'alpah'; did you mean alpha"):
+        create({"alpah": "1"}, _env())
+    with pytest.raises(HarnessError, match="sign must be one of"):
+        create({"sign": "both"}, _env())
+
+
+def test_training_moves_activations_the_way_the_paper_says(hf: HFModel, tmp_path: Path) -> None:
+    """Benign/pseudo-harmful queries move against r, harmful ones along it; only the
+    target block changes, and the model is restored outside ``apply``."""
+    actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}, _env())
+    before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
+    r = refusal_vector(hf, actor.data, 1)
+    harm0, ben0 = _proj(hf, actor, 1, r)
+    art = actor.prepare(hf, _ctx(tmp_path / "a"))
+    assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())  # restored
+    assert set(art["state"]) == {n for n in before if n.startswith("model.layers.1.")}
+    with actor.apply(hf, art):
+        harm1, ben1 = _proj(hf, actor, 1, r)
+        changed = {n for n, p in hf.model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("model.layers.1.") for n in changed)
+    assert harm1 > harm0 and ben1 < ben0
+    assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())
+    hist = art["meta"]["history"]
+    assert len(hist) == 2 and hist[0]["r_norm"] > 0
+
+
+def test_forward_pass_stops_at_the_target_layer(hf: HFModel) -> None:
+    calls = []
+    upper = hf.layer_name(3)
+    with hf.hooks(forward=[(upper, lambda *a: calls.append(1))]):
+        block_output_last_token(hf, [hf.encode("hello world")], 1, grad=True)
+    assert calls == []
+
+
+def test_artifact_is_cached_and_training_resumes_from_a_checkpoint(hf: HFModel, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    args = {"alpha": "0.002", "lr": "3e-3", "epochs": "3", "layer": "2"}
+    full = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
+    again = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
+    assert again["meta"] == full["meta"]  # loaded, not retrained
+    real = _actor_train._checkpoint
+    counter = itertools.count(1)
+
+    def crash_after_first(*a, **kw):  # type: ignore[no-untyped-def]
+        real(*a, **kw)
+        if next(counter) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_actor_train, "_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+    assert (tmp_path / "killed" / "checkpoint.pt").is_file()
+    monkeypatch.setattr(_actor_train, "_checkpoint", real)
+    resumed = create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+    assert [h["epoch"] for h in resumed["meta"]["history"]] == [0, 1, 2]
+    for name, tensor in full["state"].items():
+        assert torch.allclose(resumed["state"][name], tensor, atol=1e-6), name
+
+
+def test_demo_data_uses_train_splits_only() -> None:
+    data = build_data(ActorConfig(), _env())
+    test_prompts = {s.prompt for n in ("demo-benign", "demo-harmful", "demo-pseudo-harmful")
+                    for s in Registry().create("benchmarks", n, __import__(
+                        "orbench_harness.data", fromlist=["DataSource"]).DataSource()).samples("test")}
+    assert data.queries and not ({s.prompt for s in data.queries} & test_prompts)
+    assert data.signs.count(1) == 20 and data.signs.count(-1) == 40
