@@ -18,6 +18,7 @@ from orbench_harness.errors import HarnessError
 COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.run",
     "orbench_harness.cli.listing",
+    "orbench_harness.cli.sweep",
 )
 
 

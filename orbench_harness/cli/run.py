@@ -15,6 +15,13 @@ from orbench_harness.spec import RunSpec, parse_kv
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``run``."""
     p = sub.add_parser("run", help="evaluate a method on a model", description=__doc__)
+    add_run_arguments(p)
+    p.add_argument("--out", type=Path, help="run directory (default runs/<model>-<method>-<time>)")
+    p.set_defaults(func=main)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options ``run``, ``sweep`` and ``grid`` share."""
     p.add_argument("--model", default="smollm2-135m", help="alias, local dir, .gguf file or hub id")
     p.add_argument("--method", default="none")
     p.add_argument("--method-arg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
@@ -32,8 +39,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--max-new-tokens", type=int, help="override the per-kind default")
     p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
     p.add_argument("--chat-template", type=Path, help="Jinja chat template file for models without one")
-    p.add_argument("--out", type=Path, help="run directory (default runs/<model>-<method>-<time>)")
-    p.set_defaults(func=main)
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
