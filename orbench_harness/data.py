@@ -59,15 +59,15 @@ def read_text(path: Path) -> str:
 def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     """Rows of a CSV with a header; every required column must be present."""
     text = read_text(path)
+    reader = csv.DictReader(io.StringIO(text))
     try:
-        reader = csv.DictReader(io.StringIO(text))
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]
         if missing:
             raise DataError(f"{path}: missing column {missing[0]!r} (columns: {', '.join(header)})")
         return [dict(r) for r in reader]
     except csv.Error as e:
-        raise DataError(f"{path}: malformed CSV: {e}") from None
+        raise DataError(f"{path}: malformed CSV at line {reader.line_num}: {e}") from None
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -99,7 +99,9 @@ def read_json_list(path: Path, required: Sequence[str] = ()) -> list[dict[str, A
     return obj
 
 
-def check_columns(path: Path, rows: Sequence[Mapping[str, Any]], required: Iterable[str]) -> None:
+def check_columns(
+    path: Path | str, rows: Sequence[Mapping[str, Any]], required: Iterable[str]
+) -> None:
     """Every row has every required key."""
     for i, row in enumerate(rows, start=1):
         for col in required:
@@ -108,7 +110,7 @@ def check_columns(path: Path, rows: Sequence[Mapping[str, Any]], required: Itera
 
 
 def build_samples(
-    path: Path,
+    path: Path | str,
     rows: Sequence[Mapping[str, Any]],
     *,
     prompt_col: str,
@@ -128,6 +130,10 @@ def build_samples(
         prompt = row.get(prompt_col)
         if not isinstance(prompt, str) or not prompt.strip():
             raise DataError(f"{path}: row {i}: empty prompt in column {prompt_col!r}")
+        if id_col is not None:
+            raw_id = row.get(id_col)
+            if raw_id is None or not str(raw_id).strip():
+                raise DataError(f"{path}: row {i}: empty id in column {id_col!r}")
         sid = f"{id_prefix}{row[id_col]}" if id_col else f"{id_prefix}{i}"
         if sid in seen:
             raise DataError(
