@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.run",
     "orbench_harness.cli.listing",
     "orbench_harness.cli.sweep",
+    "orbench_harness.cli.grid",
 )
 
 
