@@ -160,6 +160,7 @@ class Actor:
 
     name = "actor"
     requires = frozenset({Capability.HOOKS, Capability.TRAINING, Capability.WEIGHTS})
+    exportable = True  # the effect is one block's weights: `harness export` can save it
 
     def __init__(self, cfg: ActorConfig, data: TrainData, seed: int = 0) -> None:
         self.cfg = cfg

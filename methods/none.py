@@ -18,6 +18,7 @@ class NoneMethod:
 
     name = "none"
     requires: frozenset[Capability] = frozenset()
+    exportable = True
 
     def fingerprint(self) -> str:
         """Constant: there is nothing to configure."""

@@ -71,9 +71,11 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
             if {c.value for c in missing} <= set(e.info.get("capabilities", ()))
         ]
         need = ", ".join(sorted(c.value for c in missing))
+        export = (f", or `harness export --method {method.name}` and run the exported directory with --method none"
+                  if getattr(method, "exportable", False) else "")
         raise CapabilityError(
             f"method {method.name!r} needs {need}, which backend {backend.name!r} lacks; "
-            f"use --backend {' or '.join(able) if able else '(none installed has it)'}"
+            f"use --backend {' or '.join(able) if able else '(none installed has it)'}{export}"
         )
     names = registry.expand_benchmarks(spec.benchmarks)
     suites = registry.suites()

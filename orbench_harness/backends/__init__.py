@@ -15,13 +15,25 @@ def _hf(args: Mapping[str, str]) -> Backend:
     return HFBackend.from_args(args)
 
 
+def _vllm(args: Mapping[str, str]) -> Backend:
+    from orbench_harness.backends.vllm_backend import VLLMBackend
+
+    return VLLMBackend(args)
+
+
 @hookimpl
 def orbench_register_backends(register: Register) -> None:
-    """Register ``hf`` (transformers: weights, hooks, logits, training)."""
+    """Register ``hf`` (transformers) and ``vllm`` (generation only)."""
     register(
         "hf",
         _hf,
         summary="transformers on CPU or CUDA: weights, hooks, logits, training",
         aliases=("transformers",),
         capabilities=("weights", "hooks", "logits", "training"),
+    )
+    register(
+        "vllm",
+        _vllm,
+        summary="vLLM on CUDA: fast generation for weight-level methods (export them first)",
+        capabilities=("weights",),
     )

@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.listing",
     "orbench_harness.cli.sweep",
     "orbench_harness.cli.grid",
+    "orbench_harness.cli.export",
 )
 
 
