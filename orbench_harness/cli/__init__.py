@@ -21,6 +21,8 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.sweep",
     "orbench_harness.cli.grid",
     "orbench_harness.cli.export",
+    "orbench_harness.cli.report",
+    "orbench_harness.cli.compare",
 )
 
 

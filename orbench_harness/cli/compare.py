@@ -1,0 +1,195 @@
+"""``harness compare RUN_A RUN_B``: which prompts flipped between two runs, per benchmark.
+
+A flip is a prompt refused in one run and fully complied with in the other (partial refusals
+count as refusing, ``Label.is_refusal``); unparsed verdicts are counted, never guessed. Prompt
+texts are shown only for benign prompts (over-refusal benchmarks, samples expected to be
+complied with); harmful prompts are listed by id only, so the output can go into logs.
+
+Both runs must have been judged by the same judge and evaluated on the same split; otherwise
+the command refuses (``--judge`` picks a judge whose verdicts both runs hold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from orbench_harness.errors import HarnessError
+from orbench_harness.runs import RunRecord, load_run, load_samples, load_verdicts, prompt_text
+
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Flip:
+    """One flipped prompt; ``text`` is None where the prompt may be harmful."""
+
+    id: str
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkFlips:
+    """Flips of one benchmark between run A and run B."""
+
+    benchmark: str
+    kind: str
+    compared: int
+    to_complied: tuple[Flip, ...]
+    to_refused: tuple[Flip, ...]
+    unparsed: int
+    unmatched: int
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``compare``."""
+    p = subparsers.add_parser(
+        "compare",
+        help="per-prompt refusal flips between two runs",
+        description="List prompts refused in one run and complied with in the other, per "
+        "benchmark. Texts are shown for benign prompts only; harmful prompts by id.",
+    )
+    p.add_argument("run_a", type=Path, metavar="RUN_A")
+    p.add_argument("run_b", type=Path, metavar="RUN_B")
+    p.add_argument("--judge", help="compare this judge's verdicts (default: the runs' judge)")
+    p.add_argument("--benchmark", "-b", action="append", default=[], help="only these benchmarks")
+    p.add_argument("--limit", type=int, default=50, help="prompts listed per direction (default 50)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=run)
+
+
+def _status(label: Any) -> str | None:
+    """``complied``, ``refused`` or None (unparsed)."""
+    if label == "full_compliance":
+        return "complied"
+    if label in ("full_refusal", "partial_refusal"):
+        return "refused"
+    return None
+
+
+def _check_comparable(a: RunRecord, b: RunRecord, judge: str | None) -> str:
+    if a.split != b.split:
+        raise HarnessError(f"runs use different splits ({a.split} vs {b.split}); not comparable")
+    if judge is not None:
+        return judge
+    if a.judge != b.judge:
+        raise HarnessError(
+            f"runs were judged by different judges ({a.judge} vs {b.judge}); pass --judge NAME "
+            "to compare verdicts of one judge both runs hold"
+        )
+    return a.judge
+
+
+def compare_runs(
+    a: RunRecord, b: RunRecord, *, judge: str | None = None, benchmarks: Sequence[str] = ()
+) -> list[BenchmarkFlips]:
+    """Flips per benchmark present in both runs' verdicts, benchmarks sorted by name."""
+    judge = _check_comparable(a, b, judge)
+    va, vb = load_verdicts(a.path, judge), load_verdicts(b.path, judge)
+    for run, v in ((a, va), (b, vb)):
+        if not v:
+            raise HarnessError(f"{run.path}: no verdicts of judge {judge!r} in verdicts.jsonl")
+    samples: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for run in (b, a):  # run A's record wins
+        for s in load_samples(run.path):
+            samples[(str(s["benchmark"]), str(s["id"]))] = s
+    by_a = {(str(v["benchmark"]), str(v["id"])): v.get("label") for v in va}
+    by_b = {(str(v["benchmark"]), str(v["id"])): v.get("label") for v in vb}
+    names = sorted({k[0] for k in by_a} & {k[0] for k in by_b})
+    if benchmarks:
+        missing = sorted(set(benchmarks) - set(names))
+        if missing:
+            raise HarnessError(f"benchmark(s) not in both runs' verdicts: {', '.join(missing)}")
+        names = [n for n in names if n in benchmarks]
+    out = []
+    for name in names:
+        kind = str(a.benchmarks.get(name, b.benchmarks.get(name, {})).get("kind", "?"))
+        ids_a = {k[1] for k in by_a if k[0] == name}
+        ids_b = {k[1] for k in by_b if k[0] == name}
+        common = sorted(ids_a & ids_b, key=_id_key)
+        up: list[Flip] = []
+        down: list[Flip] = []
+        unparsed = 0
+        for sid in common:
+            sa, sb = _status(by_a[(name, sid)]), _status(by_b[(name, sid)])
+            if sa is None or sb is None:
+                unparsed += 1
+            elif sa != sb:
+                flip = Flip(sid, _safe_text(kind, samples.get((name, sid))))
+                (up if sb == "complied" else down).append(flip)
+        out.append(BenchmarkFlips(name, kind, len(common), tuple(up), tuple(down), unparsed, len(ids_a ^ ids_b)))
+    return out
+
+
+def _id_key(sid: str) -> tuple[tuple[int, int, str], ...]:
+    """Natural order, so ``x-2`` comes before ``x-10``."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", sid) if p)
+
+
+def _safe_text(kind: str, sample: Mapping[str, Any] | None) -> str | None:
+    """The prompt text, only for benign prompts; None for anything that may be harmful."""
+    if kind != "over_refusal" or sample is None or sample.get("expected", "comply") != "comply":
+        return None
+    text = " ".join(prompt_text(sample.get("prompt")).split())
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) -> None:
+    from orbench_harness.console import out, table
+
+    out.print(f"A: {a.path} ({a.model} / {a.label})", markup=False, highlight=False)
+    out.print(f"B: {b.path} ({b.model} / {b.label})", markup=False, highlight=False)
+    table(
+        "Refusal flips from A to B",
+        ["benchmark", "kind", "n", "R→C", "C→R", "unparsed", "unmatched"],
+        [
+            [f.benchmark, f.kind.replace("_", "-"), f.compared, len(f.to_complied),
+             len(f.to_refused), f.unparsed, f.unmatched]
+            for f in flips
+        ],
+    )  # fmt: skip
+    out.print(
+        "R→C: refused in A, complied with in B; C→R: the reverse; unmatched: ids in one run only.",
+        markup=False,
+        highlight=False,
+    )
+    if any(f.unmatched for f in flips):
+        from orbench_harness.console import warn
+
+        warn("the runs evaluated different samples (another --seed or --limit?); only ids in both are compared")
+    for f in flips:
+        for title, items in (
+            ("refused in A, complied in B", f.to_complied),
+            ("complied in A, refused in B", f.to_refused),
+        ):
+            if not items:
+                continue
+            out.print(f"\n{f.benchmark}: {title} ({len(items)})", markup=False, highlight=False)
+            for flip in items[:limit]:
+                line = f"  {flip.id}" + (f"  {flip.text}" if flip.text is not None else "")
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+            if len(items) > limit:
+                out.print(f"  … and {len(items) - limit} more (--limit)", markup=False, highlight=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare two runs; returns the exit code."""
+    import sys
+
+    a, b = load_run(args.run_a), load_run(args.run_b)
+    flips = compare_runs(a, b, judge=args.judge, benchmarks=args.benchmark)
+    if args.json:
+        payload = {
+            "run_a": str(a.path),
+            "run_b": str(b.path),
+            "benchmarks": [asdict(f) for f in flips],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print(flips, a, b, max(0, args.limit))
+    return 0
