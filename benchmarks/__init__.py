@@ -18,4 +18,7 @@ PLUGINS: tuple[str, ...] = (
     "benchmarks.alpaca",
     "benchmarks.harmful_train",
     "benchmarks.suites",
+    "benchmarks.mmlu",
+    "benchmarks.wikitext2",
+    "benchmarks.mt_bench",
 )
