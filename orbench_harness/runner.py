@@ -39,9 +39,6 @@ from orbench_harness.spec import RunSpec, command_line, git_sha, identity, packa
 from orbench_harness.store import JsonlLog, RunStore
 from orbench_harness.types import GenParams, JudgeItem, Label, ModelSpec, Prompt, Sample
 
-JUDGE_BATCH = 32
-
-
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """A spec with every name resolved to a component (done before any work)."""
@@ -324,8 +321,8 @@ def _judge(r: Resolved, store: RunStore, cache: Cache, records: dict[str, dict[s
     if misses:
         with console.progress() as prog:
             task = prog.add_task(f"judging ({r.judge.name})", total=len(misses))
-            for start in range(0, len(misses), JUDGE_BATCH):
-                chunk = misses[start : start + JUDGE_BATCH]
+            for start in range(0, len(misses), r.spec.judge_batch_size):
+                chunk = misses[start : start + r.spec.judge_batch_size]
                 verdicts = r.judge.judge([JudgeItem(rec["prompt"], rec["completion"]) for _, rec in chunk])
                 if len(verdicts) != len(chunk):
                     raise HarnessError(

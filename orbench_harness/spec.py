@@ -38,6 +38,7 @@ class RunSpec:
     limit: int | None = None
     seed: int = 0
     batch_size: int = 8
+    judge_batch_size: int = 32
     max_new_tokens: int | None = None
     data_dir: Path | None = None
     chat_template: str | None = None
@@ -47,6 +48,8 @@ class RunSpec:
             raise HarnessError(f"--limit must be a positive integer (got {self.limit})")
         if self.batch_size < 1:
             raise HarnessError(f"--batch-size must be a positive integer (got {self.batch_size})")
+        if self.judge_batch_size < 1:
+            raise HarnessError(f"--judge-batch-size must be a positive integer (got {self.judge_batch_size})")
         if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 32768:
             raise HarnessError(f"--max-new-tokens must be in 1..32768 (got {self.max_new_tokens})")
         if self.split not in ("train", "test", "all"):
@@ -108,7 +111,7 @@ def git_sha() -> str | None:
 def identity(spec: RunSpec, model_key: Mapping[str, Any], method_fp: str, judge_id: str) -> str:
     """What makes two runs the same run (batch size and output dir excluded)."""
     d = spec.to_json()
-    for k in ("batch_size", "data_dir", "backend_args"):
+    for k in ("batch_size", "judge_batch_size", "data_dir", "backend_args"):
         d.pop(k, None)
     return cache_key("run", {"spec": d, "model": dict(model_key), "method": method_fp, "judge": judge_id})
 

@@ -35,7 +35,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=("test", "train", "all"))
     p.add_argument("--limit", type=int, help="at most N samples per benchmark (seeded sample)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="generation batch size")
+    p.add_argument("--judge-batch-size", type=int, default=32, help="items per judge call (and per saved chunk)")
     p.add_argument("--max-new-tokens", type=int, help="override the per-kind default")
     p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
     p.add_argument("--chat-template", type=Path, help="Jinja chat template file for models without one")
@@ -71,6 +72,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         limit=args.limit,
         seed=args.seed,
         batch_size=args.batch_size,
+        judge_batch_size=args.judge_batch_size,
         max_new_tokens=args.max_new_tokens,
         data_dir=data_dir.resolve() if data_dir else None,
         chat_template=template,

@@ -1,0 +1,123 @@
+"""Crash safety end to end: a real subprocess killed at ten points (training, generation,
+judging) resumes to the same results as an uninterrupted run; two processes share a cache;
+damaged run files and caches are repaired, not fatal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+SCRIPT = str(Path(__file__).with_name("_kill_harness.py"))
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _cmd(model: Path, out: Path) -> list[str]:
+    return [sys.executable, SCRIPT, "run", "--model", str(model), "--method", "actor",
+            "--method-arg", "epochs=3", "--method-arg", "layer=1", "--method-arg", "lr=3e-3",
+            "--method-arg", "alpha=0.01", "--benchmark", "demo", "--judge", "slow-strmatch",
+            "--judge-batch-size", "4", "--batch-size", "1", "--max-new-tokens", "24", "--out", str(out)]
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "ORBENCH_CACHE_DIR": str(cache), "ORBENCH_NO_PROGRESS": "1"}
+
+
+def _benchmarks(out: Path) -> dict[str, object]:
+    res = json.loads((out / "results.json").read_text())
+    return {k: {m: v for m, v in b.items() if m != "timing"} for k, b in res["benchmarks"].items()}
+
+
+def test_killed_at_ten_points_resumes_to_the_uninterrupted_result(tiny_model_dir: Path, tmp_path: Path) -> None:
+    ref_cache, cache = tmp_path / "ref-cache", tmp_path / "kill-cache"
+    for c in (ref_cache, cache):
+        c.mkdir()
+        (c / "models").symlink_to(os.environ["ORBENCH_CACHE_DIR"] + "/models")
+    subprocess.run(_cmd(tiny_model_dir, tmp_path / "ref"), env=_env(ref_cache), check=True, capture_output=True)
+
+    out = tmp_path / "run"
+    samples, verdicts = out / "samples.jsonl", out / "verdicts.jsonl"
+
+    def checkpoint_exists() -> bool:
+        return any((cache / "artifacts").glob("*/actor-*/checkpoint.pt"))
+
+    points: list[tuple[str, Callable[[], bool]]] = [
+        ("during start-up", lambda: True),
+        ("during training, after an epoch checkpoint", checkpoint_exists),
+        ("generation: 3 samples", lambda: _lines(samples) >= 3),
+        ("generation: 12 samples", lambda: _lines(samples) >= 12),
+        ("generation: 25 samples", lambda: _lines(samples) >= 25),
+        ("generation: 40 samples", lambda: _lines(samples) >= 40),
+        ("judging: 4 verdicts", lambda: _lines(verdicts) >= 4),
+        ("judging: 16 verdicts", lambda: _lines(verdicts) >= 16),
+        ("judging: 28 verdicts", lambda: _lines(verdicts) >= 28),
+        ("judging: 44 verdicts", lambda: _lines(verdicts) >= 44),
+    ]
+    killed = 0
+    for label, ready in points:
+        proc = subprocess.Popen(_cmd(tiny_model_dir, out), env=_env(cache),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while proc.poll() is None and not ready() and time.time() < deadline:
+            time.sleep(0.01)
+        if label == "during start-up":
+            time.sleep(1.0)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+    assert killed >= 8, f"only {killed} of {len(points)} kills landed before the run finished"
+    subprocess.run(_cmd(tiny_model_dir, out), env=_env(cache), check=True, capture_output=True)
+    for name in ("samples.jsonl", "verdicts.jsonl"):
+        keys = [(r["benchmark"], r["id"]) for r in map(json.loads, (out / name).read_text().splitlines())]
+        assert len(keys) == len(set(keys)) == 48, name
+    assert _benchmarks(out) == _benchmarks(tmp_path / "ref")
+
+
+def test_two_processes_running_at_once_on_one_cache(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cache = Path(os.environ["ORBENCH_CACHE_DIR"])
+    cmds = [[sys.executable, "-m", "orbench_harness.cli", "run", "--model", str(tiny_model_dir),
+             "--benchmark", "demo", "--max-new-tokens", "16", "--batch-size", "2", "--out", str(tmp_path / n)]
+            for n in ("a", "b")]
+    procs = [subprocess.Popen(c, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for c in cmds]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()[-2000:]
+    assert _benchmarks(tmp_path / "a") == _benchmarks(tmp_path / "b")
+    for n in ("a", "b"):
+        assert _lines(tmp_path / n / "samples.jsonl") == 48
+
+
+def test_damaged_cache_and_run_files_are_recomputed(tiny_model_dir: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from orbench_harness.runner import run
+    from orbench_harness.spec import RunSpec
+
+    spec = RunSpec(model=str(tiny_model_dir), limit=4, max_new_tokens=8)
+    out = tmp_path / "r"
+    first = run(spec, out)
+    cache = Path(os.environ["ORBENCH_CACHE_DIR"]) / "cache.sqlite"
+    cache.write_bytes(b"garbage" * 1000)  # the whole cache destroyed
+    for suffix in ("-wal", "-shm"):
+        Path(str(cache) + suffix).unlink(missing_ok=True)
+    lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
+    (out / "samples.jsonl").write_text(lines[0] + "{broken json\n" + "".join(lines[2:]))
+    (out / "verdicts.jsonl").write_text("\x00\x01 not json\n")
+    again = run(spec, out)
+    err = capsys.readouterr().err
+    assert "corrupted" in err and str(out / "samples.jsonl") in " ".join(err.split())
+    assert again["benchmarks"] == first["benchmarks"]
+    assert _lines(out / "samples.jsonl") == 12 and _lines(out / "verdicts.jsonl") == 12
