@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DATA, peak_rss_mb, run_isolated  # noqa: E402
+from bench._common import DATA, peak_rss_mb, run_isolated
 
 
 def _prompts(n: int) -> list[str]:

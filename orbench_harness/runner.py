@@ -39,6 +39,7 @@ from orbench_harness.spec import RunSpec, command_line, git_sha, identity, packa
 from orbench_harness.store import JsonlLog, RunStore
 from orbench_harness.types import GenParams, JudgeItem, Label, ModelSpec, Prompt, Sample
 
+
 @dataclass(frozen=True, slots=True)
 class Resolved:
     """A spec with every name resolved to a component (done before any work)."""

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from orbench_harness.cli import main  # noqa: E402
+from orbench_harness.cli import main
 
 
 def test_grid_runs_two_methods_through_ray(tiny_model_dir: Path, tmp_path: Path,
