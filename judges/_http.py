@@ -1,0 +1,229 @@
+"""Calling an OpenAI-compatible chat endpoint without losing a run to a passing fault.
+
+The ``openai`` client does the HTTP; its own retries are switched off (``max_retries=0``) so
+that one policy, ours, decides: exponential backoff with jitter on 429, 408/409, 5xx,
+timeouts, dropped connections and malformed bodies; ``Retry-After`` (or OpenAI's
+``retry-after-ms``) is honoured as a minimum wait; after ``max_retries`` retries a
+:class:`JudgeUnavailable` says what kept failing. Client errors that a retry cannot fix (401,
+403, 404, 400, 422) fail at once. We read the raw body ourselves, so an endpoint that answers
+200 with broken JSON or no choices is a retryable fault rather than a crash deep in a parser.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orbench_harness.errors import JudgeUnavailable
+
+RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+
+
+class MalformedResponse(Exception):
+    """The endpoint answered 2xx with a body that is not a usable chat completion."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long to wait between attempts."""
+
+    max_retries: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, retry: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds before retry number ``retry`` (0-based): half the exponential step plus a
+        random half ("equal jitter"), never less than the server's Retry-After, capped."""
+        step = min(self.max_delay, self.base_delay * (2.0**retry))
+        wait = step / 2 + rng.uniform(0, step / 2)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return min(wait, self.max_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What went wrong with one attempt and whether trying again can help."""
+
+    retryable: bool
+    reason: str
+    retry_after: float | None = None
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date."""
+    if not headers:
+        return None
+    lower = {k.lower(): v for k, v in headers.items()}
+    ms = lower.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = lower.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def classify_failure(exc: BaseException) -> Failure:
+    """Map an exception from one attempt to a retry decision."""
+    import openai
+
+    if isinstance(exc, MalformedResponse):
+        return Failure(True, f"malformed response: {exc}")
+    if isinstance(exc, openai.APITimeoutError):
+        return Failure(True, "request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return Failure(True, f"connection error: {type(cause).__name__}: {cause}")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        detail = _error_detail(exc)
+        if status in RETRYABLE_STATUS:
+            return Failure(True, f"HTTP {status}{detail}", parse_retry_after(exc.response.headers))
+        hint = " (check the API key variable)" if status in (401, 403) else ""
+        return Failure(False, f"HTTP {status}{detail}{hint}")
+    if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+        return Failure(True, f"malformed response: {exc}")
+    return Failure(False, f"{type(exc).__name__}: {exc}")
+
+
+def _error_detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        msg = err.get("message") if isinstance(err, dict) else None
+        if isinstance(msg, str) and msg:
+            return f": {msg[:200]}"
+    return ""
+
+
+def parse_chat_body(text: str) -> str:
+    """The first choice's message content; MalformedResponse if the body is not one."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MalformedResponse(f"body is not JSON ({e.msg} at {e.pos})") from None
+    if not isinstance(obj, dict):
+        raise MalformedResponse("body is not a JSON object")
+    choices = obj.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponse("no choices in body")
+    first = choices[0]
+    message = first.get("message") if isinstance(first, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedResponse("choice has no message")
+    content = message.get("content")
+    if content is None:
+        return ""
+    if not isinstance(content, str):
+        raise MalformedResponse("message content is not a string")
+    return content
+
+
+class ChatClient:
+    """A thread-safe chat-completions caller with our retry policy.
+
+    ``sleep`` and ``seed`` are injectable so tests can observe waits without real clocks
+    being the only witness; production uses ``time.sleep`` and an unseeded RNG.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        import openai
+
+        self.model = model
+        self.base_url = base_url
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._client = openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
+        )
+        self.attempts = 0
+
+    @property
+    def where(self) -> str:
+        """The endpoint, for messages."""
+        return str(self._client.base_url).rstrip("/")
+
+    def _with_retries(self, what: str, call: Callable[[], str]) -> str:
+        last: Failure | None = None
+        for attempt in range(self.policy.max_retries + 1):
+            with self._lock:
+                self.attempts += 1
+            try:
+                return call()
+            except Exception as exc:  # classified below; non-retryable ones are re-raised
+                last = classify_failure(exc)
+                if not last.retryable:
+                    raise JudgeUnavailable(
+                        f"{what} at {self.where} failed: {last.reason}"
+                    ) from exc
+            if attempt < self.policy.max_retries:
+                with self._lock:
+                    wait = self.policy.delay(attempt, last.retry_after, self._rng)
+                self._sleep(wait)
+        assert last is not None
+        raise JudgeUnavailable(
+            f"{what} at {self.where} failed after {self.policy.max_retries + 1} attempts "
+            f"({self.policy.max_retries} retries); last error: {last.reason}"
+        )
+
+    def complete(
+        self, messages: Sequence[Mapping[str, str]], *, max_tokens: int, temperature: float = 0.0
+    ) -> str:
+        """The assistant's text for one chat request (temperature 0, top_p 1 by default)."""
+
+        def call() -> str:
+            raw = self._client.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=[dict(m) for m in messages],  # type: ignore[misc]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=1.0,
+            )
+            return parse_chat_body(raw.text)
+
+        return self._with_retries(f"chat completion with model {self.model!r}", call)
+
+    def list_models(self) -> list[str]:
+        """Model ids the endpoint serves (GET /models), with the same retry policy."""
+
+        def call() -> str:
+            raw = self._client.models.with_raw_response.list()
+            try:
+                obj = json.loads(raw.text)
+                ids = [str(m["id"]) for m in obj["data"]]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise MalformedResponse(f"model list unreadable ({e})") from None
+            return "\n".join(ids)
+
+        text = self._with_retries("listing models", call)
+        return text.split("\n") if text else []
