@@ -1,3 +1,7 @@
 """Built-in method plugins, one module each. ``PLUGINS`` lists modules beyond the core set."""
 
-PLUGINS: tuple[str, ...] = ("methods.actor",)
+PLUGINS: tuple[str, ...] = (
+    "methods.actor",
+    "methods.scans",
+    "methods.surgical",
+)
