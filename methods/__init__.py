@@ -4,4 +4,6 @@ PLUGINS: tuple[str, ...] = (
     "methods.actor",
     "methods.scans",
     "methods.surgical",
+    "methods.self_cd",
+    "methods.safe_decoding",
 )
