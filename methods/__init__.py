@@ -6,4 +6,6 @@ PLUGINS: tuple[str, ...] = (
     "methods.surgical",
     "methods.self_cd",
     "methods.safe_decoding",
+    "methods.sft",
+    "methods.dro",
 )
