@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -26,17 +27,17 @@ out = Console(highlight=False)
 
 def error(message: str) -> None:
     """One red line on stderr (user errors)."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     """One yellow line on stderr."""
-    err.print(f"[yellow]warning:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[yellow]warning:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def info(message: str) -> None:
     """One dim line on stderr."""
-    err.print(f"[dim]{message}[/]", markup=True, soft_wrap=True)
+    err.print(f"[dim]{escape(message)}[/]", markup=True, soft_wrap=True)
 
 
 @contextmanager

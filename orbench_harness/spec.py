@@ -19,6 +19,10 @@ from orbench_harness.types import BenchmarkKind
 # Over-refusal and safety sets are judged on the opening of the answer (XSTest's string match
 # reads a prefix; the ACTOR measurements used the first 24 tokens); 64 tokens leaves an LLM
 # judge enough to see a partial refusal. Recorded in run.json and overridable.
+# The default judge: the offline classifier agrees with XSTest's human labels better than
+# string match does on models it was not trained on (leave-one-model-out binary accuracy
+# 0.9296 vs 0.896, kappa 0.858 vs 0.791; judges/artifacts/README.md), needs no network.
+DEFAULT_JUDGE = "classifier"
 DEFAULT_MAX_NEW_TOKENS: dict[BenchmarkKind, int] = {"over_refusal": 64, "safety": 64, "capability": 256}
 
 
@@ -29,7 +33,7 @@ class RunSpec:
     model: str
     method: str = "none"
     benchmarks: tuple[str, ...] = ("demo",)
-    judge: str = "strmatch"
+    judge: str = DEFAULT_JUDGE
     backend: str = "hf"
     method_args: Mapping[str, str] = field(default_factory=dict)
     judge_args: Mapping[str, str] = field(default_factory=dict)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from orbench_harness.errors import HarnessError
 from orbench_harness.paths import data_dir_from_env
-from orbench_harness.spec import RunSpec, parse_kv
+from orbench_harness.spec import DEFAULT_JUDGE, RunSpec, parse_kv
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,11 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """The options ``run``, ``sweep`` and ``grid`` share."""
     p.add_argument("--model", default="smollm2-135m", help="alias, local dir, .gguf file or hub id")
-    p.add_argument("--method", default="none")
+    p.add_argument("--method", default="none",
+                   help="method, or several as a,b (run: one run each, then the leaderboard; "
+                   "per-method options as --method-arg actor:epochs=1)")
     p.add_argument("--method-arg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
     p.add_argument("--benchmark", action="append", metavar="NAME", help="benchmark or suite (repeatable, or a,b)")
     p.add_argument("--suite", action="append", metavar="NAME", help="a benchmark suite (quick, paper, ...)")
-    p.add_argument("--judge", default="strmatch")
+    p.add_argument("--judge", default=DEFAULT_JUDGE, help=f"judge plugin (default {DEFAULT_JUDGE})")
     p.add_argument("--judge-arg", action="append", metavar="KEY=VALUE")
     p.add_argument("--judge-model", help="shorthand for --judge-arg model=...")
     p.add_argument("--backend", default="hf")
@@ -80,14 +84,45 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run and print a summary table."""
+    """Run and print a summary table; with several methods, one run each and a leaderboard."""
     spec = spec_from_args(args)
-    out = args.out or Path("runs") / f"{spec.model.replace('/', '_')}-{spec.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+    methods = [m.strip() for m in spec.method.split(",") if m.strip()]
+    if not methods:
+        raise HarnessError("--method is empty")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     from orbench_harness.runner import run
 
-    results = run(spec, out)
-    print_summary(results, out)
+    if len(methods) == 1:
+        out = args.out or Path("runs") / f"{spec.model.replace('/', '_')}-{spec.method}-{stamp}"
+        results = run(spec, out)
+        print_summary(results, out)
+        return 0
+    if len(set(methods)) != len(methods):
+        raise HarnessError(f"--method lists a method twice: {spec.method}")
+    from orbench_harness.grid import method_args_for
+    from orbench_harness.registry import Registry
+
+    registry = Registry()
+    for m in methods:  # every name checked before the first run starts
+        registry.methods().get(m)
+    root = args.out or Path("runs") / f"{spec.model.replace('/', '_')}-{stamp}"
+    dirs = []
+    for m in methods:
+        out = root / m
+        mspec = replace(spec, method=m, method_args=method_args_for(m, spec.method_args))
+        results = run(mspec, out, registry=registry)
+        print_summary(results, out)
+        dirs.append(out)
+    print_leaderboard(dirs, registry)
     return 0
+
+
+def print_leaderboard(dirs: list[Path], registry: Any) -> None:
+    """The markdown leaderboard of finished runs (what ``harness report --format md`` prints)."""
+    from orbench_harness.cli.report import collect_runs
+
+    sys.stdout.write("\n" + registry.create("reporters", "md", {}).render(collect_runs(dirs)))
+    sys.stdout.flush()
 
 
 def print_summary(results: dict[str, Any], out: Path) -> None:
