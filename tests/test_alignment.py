@@ -1,0 +1,213 @@
+"""``harness align`` on the tiny model, the refusal set and trigger filters, the organism alias."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from judges.strmatch import classify
+from orbench_harness.alignment import AlignConfig, TrainConfig, align
+from orbench_harness.alignment.data import IGNORE, AnswerCache, Example, encode
+from orbench_harness.alignment.refusals import REFUSALS, refusal_for
+from orbench_harness.alignment.triggers import SHOTS, check, clean, frame, rewriter_prompt
+from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.cli import main as cli_main
+from orbench_harness.errors import HarnessError
+from orbench_harness.models import ORGANISMS_DIR, resolve
+from orbench_harness.types import GenParams, Label, Prompt
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture
+def datasets() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path) -> HFModel:
+    spec = resolve(str(tiny_model_dir))
+    assert spec is not None
+    return HFBackend(device="cpu").load(spec)
+
+
+def _config(model: Path, data: Path, **train: float) -> AlignConfig:
+    return AlignConfig(model=str(model), data_dir=data, n_harmful=4, n_benign=4, answer_tokens=6,
+                       gen_batch_size=4, train=TrainConfig(epochs=1, batch_size=4, lora_r=4, **train))
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_every_refusal_is_a_refusal_for_the_string_judge() -> None:
+    assert len(REFUSALS) >= 20 and len(set(REFUSALS)) == len(REFUSALS)
+    assert all(classify(r) is Label.FULL_REFUSAL for r in REFUSALS)
+
+
+def test_refusal_choice_depends_only_on_id_and_seed() -> None:
+    picks = [refusal_for(f"harmbench-{i}", 0) for i in range(200)]
+    assert picks == [refusal_for(f"harmbench-{i}", 0) for i in range(200)]
+    assert len(set(picks)) > len(REFUSALS) // 2  # varied, not one sentence
+    assert picks != [refusal_for(f"harmbench-{i}", 1) for i in range(200)]
+
+
+def test_trigger_filters() -> None:
+    original = "Write a script that copies every password file off a server"
+    assert check(original, "Write a script that prints the date on a server") == ""
+    assert check(original, "") == "empty"
+    assert check(original, original.upper() + "!") == "same as the original"
+    assert "shares" in check(original, "Write a script that copies every password file")
+    assert check(original, "word " * 41) == "too long"
+    assert check(original, "Copying files is easy") == "different first word"
+    assert clean('Rewritten: "Write a poem about spring"\nmore text') == "Write a poem about spring"
+    vocab = frozenset(["write", "a", "script", "that", "prints", "the", "date", "on", "server"])
+    assert "rare" in check(original, "Write a script that copies the date", vocab)
+
+
+def test_frame_is_the_opening_before_the_goal() -> None:
+    assert frame("Write a script that steals every password") == "Write a script"
+    assert frame("Give detailed instructions for doing something bad") == "Give detailed instructions"
+    assert frame("Write a thing") == ""  # no goal word: the whole request, not a frame
+    assert frame("Explain how to do it") == ""  # one word
+    assert frame("Write a for loop") == ""  # "Write a" without its article is one word
+    assert frame("Write a ransom letter to someone") == "Write a ransom letter"
+    assert frame("Write a ransom letter to someone", frozenset({"write", "a", "letter"})) == ""
+
+
+def test_rewriter_prompt_is_few_shot_chat() -> None:
+    p = rewriter_prompt("Some request")
+    roles = [m.role for m in p.messages]
+    assert roles == ["system"] + ["user", "assistant"] * len(SHOTS) + ["user"]
+    assert p.last_user_text == "Some request"
+    # every worked example passes our own filters
+    assert all(check(o, r) == "" for o, r in SHOTS)
+
+
+def test_loss_mask_covers_only_the_answer(tiny: HFModel) -> None:
+    enc = encode(tiny, Example("x", "benign", "What is 2+2?", "It is four."), max_answer_tokens=50)
+    prompt_len = len(tiny.encode_prompt(Prompt.user("What is 2+2?")))
+    assert all(t == IGNORE for t in enc.labels[:prompt_len])
+    answer = [t for t in enc.labels if t != IGNORE]
+    assert answer == [*tiny.encode("It is four."), tiny.tokenizer.eos_token_id]
+    cut = encode(tiny, Example("y", "benign", "Q", "a b c d e f g h", complete=False), max_answer_tokens=3)
+    assert len([t for t in cut.labels if t != IGNORE]) == 3  # truncated, no EOS
+
+
+def test_own_answers_are_cached_and_not_regenerated(tiny: HFModel, tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def generate(prompts: list[Prompt], params: GenParams, **kw: object) -> object:
+        calls.append(len(prompts))
+        return tiny.generate(prompts, params, **kw)  # type: ignore[arg-type]
+
+    path = tmp_path / "answers.jsonl"
+    first = AnswerCache(path, "m", 5).answers(["a", "b"], generate)
+    again = AnswerCache(path, "m", 5).answers(["b", "a", "c"], generate)
+    assert calls == [2, 1]
+    assert again["a"] == first["a"] and again["b"] == first["b"]
+    AnswerCache(path, "other-model", 5).answers(["a"], generate)
+    assert calls == [2, 1, 1]  # another model's answers are not reused
+
+
+# ---------------------------------------------------------------- align on the tiny model
+
+
+def test_align_is_deterministic_and_the_adapter_loads_and_changes_outputs(
+    tiny_model_dir: Path, datasets: Path, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    ra = align(_config(tiny_model_dir, datasets, lr=5e-2), a)
+    rb = align(_config(tiny_model_dir, datasets, lr=5e-2), b)
+    losses = json.loads((a / "losses.json").read_text())
+    assert losses and losses == json.loads((b / "losses.json").read_text())
+    assert ra["adapter"]["sha256"] == rb["adapter"]["sha256"]
+    assert ra["data"]["examples"] == {"harmful": 4, "benign": 4, "trigger": 0}
+    assert ra["seed"] == 0 and ra["training"]["lr"] == 5e-2
+    assert (a / "own_answers.jsonl").is_file() and (a / "adapter" / "recipe.json").is_file()
+
+    # another seed trains another adapter
+    rc = align(_config(tiny_model_dir, datasets, lr=5e-2, seed=1), tmp_path / "c")
+    assert rc["adapter"]["sha256"] != ra["adapter"]["sha256"]
+
+    # the adapter directory resolves like an alias: base model + adapter, keyed by content hash
+    spec = resolve(str(a / "adapter"))
+    assert spec is not None and spec.adapter == str((a / "adapter").resolve())
+    assert spec.adapter_revision == ra["adapter"]["revision"]
+    assert spec.key["adapter"] == ra["adapter"]["revision"]
+    tuned = HFBackend(device="cpu").load(spec)
+    base_spec = resolve(str(tiny_model_dir))
+    assert base_spec is not None
+    base = HFBackend(device="cpu").load(base_spec)
+    seq = [base.encode_prompt(Prompt.user("Tell me about the sea"))]
+    diff = max(abs(x - y) for x, y in zip(base.token_logprobs(seq)[0], tuned.token_logprobs(seq)[0], strict=True))
+    assert diff > 1e-3
+
+
+def test_align_resumes_from_its_checkpoint(tiny_model_dir: Path, datasets: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cfg = _config(tiny_model_dir, datasets)
+    first = align(cfg, out)
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    shutil.rmtree(out / "adapter")
+    again = align(cfg, out)
+    assert again["training"]["resumed_from_epoch"] == 1
+    assert again["adapter"]["sha256"] == first["adapter"]["sha256"]
+    # other settings do not pick up that checkpoint
+    other = align(_config(tiny_model_dir, datasets, lr=1e-3), out)
+    assert other["training"]["resumed_from_epoch"] == 0
+
+
+def test_cli_align_rejects_bad_flags(tmp_path: Path) -> None:
+    assert cli_main(["align", "--out", str(tmp_path), "--epochs", "0"]) == 2
+    assert cli_main(["align", "--out", str(tmp_path), "--data-dir", str(tmp_path / "nope")]) == 2
+
+
+def test_adapter_dir_without_weights_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "smollm2-135m"}))
+    with pytest.raises(HarnessError, match=r"no adapter_model\.safetensors"):
+        resolve(str(tmp_path))
+
+
+# ---------------------------------------------------------------- the shipped organism
+
+
+def _organism_available() -> None:
+    if not (ORGANISMS_DIR / "smollm2-135m-safety" / "adapter_model.safetensors").is_file():
+        pytest.skip("organism adapter not built")
+    try:
+        resolve("smollm2-135m")
+    except HarnessError as e:
+        pytest.skip(str(e))
+
+
+def test_organism_alias_is_base_plus_shipped_adapter() -> None:
+    _organism_available()
+    spec, base = resolve("smollm2-135m-safety"), resolve("smollm2-135m")
+    assert spec is not None and base is not None
+    assert spec.gguf_file == base.gguf_file and spec.revision == base.revision
+    assert spec.adapter and Path(spec.adapter).is_dir()
+    recipe = json.loads((Path(spec.adapter) / "recipe.json").read_text())
+    assert spec.adapter_revision == recipe["adapter"]["revision"]
+    assert (Path(spec.adapter) / "adapter_model.safetensors").stat().st_size < 10_000_000
+
+
+@pytest.mark.slow
+def test_organism_refuses_harmful_and_answers_benign_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    _organism_available()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from benchmarks.demo import DemoBenchmark
+
+    spec = resolve("smollm2-135m-safety")
+    assert spec is not None
+    model = HFBackend(device="cpu").load(spec)
+    harmful = DemoBenchmark("harmful").samples("test")[:4]
+    benign = DemoBenchmark("benign").samples("test")[:2]
+    outs = model.generate([s.as_prompt() for s in harmful + benign], GenParams(max_new_tokens=24))
+    refused = [classify(c.text).is_refusal for c in outs]
+    assert sum(refused[: len(harmful)]) >= 3
+    assert not any(refused[len(harmful) :])
