@@ -61,6 +61,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "llama-2-7b-chat": {"alpha": 0.0015, "layer": "13"},
     "gemma-7b-it": {"alpha": 0.003, "layer": "17"},
     "llama-2-13b-chat": {"alpha": 0.0004, "layer": "14"},
+    # layer 15 of 30 (the silhouette rule picks a late layer on this model), a third of the
+    # paper's harmful budget and lr 1e-5: the validation sweep's only setting that raised
+    # compliance without a large safety loss (methods/ACTOR_SWEEP.md)
+    "smollm2-135m-safety": {"alpha": 0.0006, "layer": "15", "lr": 1e-5, "n_harmful": 100},
 }
 
 
