@@ -91,13 +91,17 @@ class Sweep:
 
 
 def find_sweeps(group: Group) -> list[Sweep]:
-    """Sweeps in a group (the paper's Figure 6 plots C.R and S.S against ACTOR's alpha)."""
+    """Sweeps in a group (the paper's Figure 6 plots C.R and S.S against ACTOR's alpha).
+
+    Only runs over the same benchmarks form one curve: a validation run and a test run with
+    the same settings otherwise would put two different measurements on one line."""
     frame = group.main.frame
     sweeps: list[Sweep] = []
-    by_method: dict[tuple[str, str], list[int]] = {}
+    by_method: dict[tuple[str, str, tuple[str, ...]], list[int]] = {}
     for pos, run in enumerate(group.runs):
-        by_method.setdefault((run.model, run.method), []).append(pos)
-    for (model, method), positions in by_method.items():
+        benches = tuple(sorted(run.results.get("benchmarks", {})))
+        by_method.setdefault((run.model, run.method, benches), []).append(pos)
+    for (model, method, _), positions in by_method.items():
         args = [group.runs[p].method_args for p in positions]
         for arg in sorted({k for a in args for k in a}):
             fixed_of = [tuple(sorted((k, v) for k, v in a.items() if k != arg)) for a in args]

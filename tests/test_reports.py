@@ -353,3 +353,21 @@ def test_percentage_axes_stay_readable_and_inside_0_100() -> None:
     assert rate_span([40.0, 95.5]) == [40.0, 95.5]
     assert nice_ticks(0.0, 10.0) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     assert nice_ticks(87.2, 97.2)[0] <= 87.2 and nice_ticks(87.2, 97.2)[-1] >= 97.2
+
+
+def test_sweep_curve_never_joins_runs_over_different_benchmarks(tmp_path: Path) -> None:
+    """A validation sweep and a test run with otherwise equal settings are two measurements:
+    neither joins the other's curve."""
+    from orbench_harness.runs import load_run
+    from reports._stats import find_sweeps
+    from reports._tables import build_report
+
+    val = {"jbb-benign": bench("over_refusal", 50), "jbb-harmful": bench("safety", 20)}
+    test = {**_over(70, 60), **_adv(90)}
+    dirs = [write_run(tmp_path, f"val-{x}", model=LLAMA, method="actor", method_args={"layer": x},
+                      benchmarks=val) for x in ("5", "15")]
+    dirs += [write_run(tmp_path, f"test-{x}", model=LLAMA, method="actor", method_args={"layer": x},
+                       benchmarks=test) for x in ("15", "25")]
+    report = build_report([load_run(d) for d in dirs])
+    sweeps = [sw for g in report.groups for sw in find_sweeps(g)]
+    assert sorted([x for x, _, _ in sw.points] for sw in sweeps) == [[5.0, 15.0], [15.0, 25.0]]
