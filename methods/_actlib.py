@@ -24,6 +24,26 @@ if TYPE_CHECKING:
     from orbench_harness.backends.hf import HFModel
 
 
+class HFDelegate:
+    """Base of the policies that change only generation (SCANS, Self-CD, Safe-Decoding): the
+    context length, rendering and tokenisation are the wrapped model's own."""
+
+    hf: HFModel
+
+    @property
+    def max_length(self) -> int:
+        """The model's context length."""
+        return self.hf.max_length
+
+    def render(self, prompt: Prompt) -> str:
+        """The chat template's rendering (unchanged by the method)."""
+        return self.hf.render(prompt)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids without special tokens added."""
+        return self.hf.encode(text)
+
+
 class _StopForward(Exception):
     """Raised by a hook to end a forward pass once the wanted layer has run."""
 

@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from methods._actlib import require_hf
+from methods._actlib import HFDelegate, require_hf
 from methods._decoding import CachedStream, choose, eos_tensor, generate_batched, make_generator, top_p_keep
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
@@ -185,26 +185,13 @@ def _mixed_step(
 
 
 # -- the policy --------------------------------------------------------------------------------
-class SafeDecodingPolicy:
+class SafeDecodingPolicy(HFDelegate):
     """Generation with the expert mixed into the first tokens; scoring by the base model."""
 
     def __init__(self, hf: HFModel, peft_model: Any, cfg: SafeDecodingConfig) -> None:
         self.hf = hf
         self.peft_model = peft_model
         self.cfg = cfg
-
-    @property
-    def max_length(self) -> int:
-        """The model's context length."""
-        return self.hf.max_length
-
-    def render(self, prompt: Prompt) -> str:
-        """The chat template's rendering (unchanged by the method)."""
-        return self.hf.render(prompt)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids without special tokens added."""
-        return self.hf.encode(text)
 
     def generate(
         self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 8, on_batch: OnBatch | None = None

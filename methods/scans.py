@@ -55,7 +55,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from methods._actlib import require_hf
+from methods._actlib import HFDelegate, require_hf
 from methods._directions import Hook, block_acts, digest, eoi_length, load_artifact, save_artifact, unit
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
@@ -261,7 +261,7 @@ class Scans:
         yield ScansPolicy(self, require_hf(model, self.name), artifact)
 
 
-class ScansPolicy:
+class ScansPolicy(HFDelegate):
     """Generation and scoring with per-query classification and steering."""
 
     def __init__(self, method: Scans, hf: HFModel, artifact: Mapping[str, Any]) -> None:
@@ -277,19 +277,6 @@ class ScansPolicy:
         self.labels: list[bool] = []  # unsafe flags of the last generate call (for logs and tests)
         self._cls_cache: dict[tuple[int, ...], bool] = {}
         self._eoi: list[int] | None = None
-
-    @property
-    def max_length(self) -> int:
-        """The model's context length."""
-        return self.hf.max_length
-
-    def render(self, prompt: Prompt) -> str:
-        """The chat template applied."""
-        return self.hf.render(prompt)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids without special tokens."""
-        return self.hf.encode(text)
 
     def classify(self, rows: Sequence[list[int]]) -> list[bool]:
         """Unsafe flags (mean transition cosine >= threshold), memoised per prompt."""

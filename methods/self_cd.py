@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from methods._actlib import require_hf
+from methods._actlib import HFDelegate, require_hf
 from methods._decoding import CachedStream, choose, eos_tensor, generate_batched, make_generator
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
@@ -107,7 +107,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> list[int]:
     return list(a[:n])
 
 
-class SelfCDPolicy:
+class SelfCDPolicy(HFDelegate):
     """The model decoding contrastively; the scoring methods apply the same contrast."""
 
     def __init__(self, hf: HFModel, cfg: SelfCDConfig) -> None:
@@ -117,19 +117,6 @@ class SelfCDPolicy:
         self._heads: tuple[list[int], list[int]] | None = None
 
     # -- rendering -----------------------------------------------------------------------
-    @property
-    def max_length(self) -> int:
-        """The model's context length."""
-        return self.hf.max_length
-
-    def render(self, prompt: Prompt) -> str:
-        """The prompt as given (the "without" rendering)."""
-        return self.hf.render(prompt)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids without special tokens added."""
-        return self.hf.encode(text)
-
     def placement(self) -> Literal["system", "user"]:
         """Where the safety text goes: the system role if the template renders it, else the user turn."""
         if self._where is None:
