@@ -142,3 +142,16 @@ def eos_tensor(hf: HFModel) -> torch.Tensor:
     import torch
 
     return torch.tensor(hf._eos_ids, device=hf.device)
+
+
+def take_step(tok: torch.Tensor, done: torch.Tensor, out: list[list[int]], eos: torch.Tensor,
+              pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One decoding step's bookkeeping, shared by the step-by-step decoders: finished rows get
+    the pad token, unfinished rows keep theirs in ``out``; returns (tokens to feed, done)."""
+    import torch
+
+    tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+    for j, t in enumerate(tok.tolist()):
+        if not done[j]:
+            out[j].append(t)
+    return tok, done | torch.isin(tok, eos)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from methods._actlib import HFDelegate, require_hf
-from methods._decoding import CachedStream, choose, eos_tensor, generate_batched, make_generator, top_p_keep
+from methods._decoding import CachedStream, choose, eos_tensor, generate_batched, make_generator, take_step, top_p_keep
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
@@ -152,11 +152,7 @@ def safe_decode_ids(
             tok = _mixed_step(base.logits, expert.logits, cfg, params, gen)
         else:
             tok = choose(base.logits, params, gen)
-        tok = torch.where(done, torch.full_like(tok, hf.tokenizer.pad_token_id), tok)
-        for j, t in enumerate(tok.tolist()):
-            if not done[j]:
-                out[j].append(t)
-        done |= torch.isin(tok, eos)
+        tok, done = take_step(tok, done, out, eos, hf.tokenizer.pad_token_id)
         if bool(done.all()) or step == params.max_new_tokens - 1:
             break
         base.push(tok)
