@@ -7,7 +7,10 @@ Loads labelled responses (XSTest human labels, CoCoNot compliant answers, agreei
 the refusal runs, HEx-PHI refusals), embeds them with all-MiniLM-L6-v2 (cached under the user
 cache dir, so re-runs take seconds), fits the head and writes it as JSON. ``--lomo`` first
 evaluates leave-one-model-out on the XSTest-labelled models and stores the numbers in the
-head's metadata. The recipe is in judges/artifacts/README.md.
+head's metadata. The compliance threshold (``--threshold``, default ``auto``) is chosen by
+leave-one-model-out over the XSTest-labelled models; ``--lomo`` then also reports the nested
+estimate, where each held-out model's threshold was chosen without its labels. The recipe is
+in judges/artifacts/README.md.
 """
 
 from __future__ import annotations
@@ -19,6 +22,19 @@ from pathlib import Path
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _threshold(value: str) -> float | None:
+    """``auto`` (None: choose by LOMO) or a probability strictly between 0 and 1."""
+    if value == "auto":
+        return None
+    try:
+        t = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {value!r}") from None
+    if not 0.0 < t < 1.0:
+        raise argparse.ArgumentTypeError(f"threshold must be inside (0, 1), got {t}")
+    return t
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,7 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--views", type=_csv, default=r.views, help=f"embedded views, default {','.join(r.views)}")
     p.add_argument("--flags", type=_csv, default=r.flags, help=f"string-match flags, default {','.join(r.flags)}")
     p.add_argument("--l2", type=float, default=r.l2, help=f"L2 strength (default {r.l2})")
-    p.add_argument("--lomo", action="store_true", help="evaluate leave-one-model-out first")
+    p.add_argument("--threshold", type=_threshold, default=None, metavar="auto|P",
+                   help="compliance threshold on p(full_compliance); auto (default) picks it by LOMO")
+    p.add_argument("--lomo", action="store_true", help="evaluate leave-one-model-out (plain and nested) first")
     p.add_argument("--strict", action="store_true", help="LOMO also drops the held-out model's family")
     p.add_argument("--threads", type=int, default=2, help="torch threads for embedding (default 2)")
     p.add_argument("--cache", type=Path, help="embedding cache file (default in the user cache dir)")
@@ -48,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Train (and optionally evaluate) the head."""
-    from judges._classifier_train import Recipe, features, leave_one_model_out, train
+    from judges._classifier_train import Recipe, features, leave_one_model_out, select_threshold, train
     from judges._embedding import EmbeddingCache, MiniLMEmbedder
     from judges._refusal_data import load_all
     from judges.classifier import FLAGS, VIEWS
@@ -73,21 +91,29 @@ def main(args: argparse.Namespace) -> int:
         x = features(examples, cache.embed, recipe)
     finally:
         cache.save()
-    meta = {}
+    threshold = args.threshold
+    if threshold is None:
+        threshold = select_threshold(examples, x, recipe, strict=args.strict)
+        info(f"threshold {threshold} chosen by leave-one-model-out over {', '.join(map(str, recipe.thresholds))}")
+    meta: dict[str, object] = {}
     if args.lomo:
-        result = leave_one_model_out(examples, x, recipe, strict=args.strict)
-        meta["lomo"] = result.to_json()
-        rows = [
-            [m, a.n, f"{a.binary_accuracy:.3f}", f"{a.kappa:.3f}", f"{a.three_class_accuracy:.3f}"]
-            for m, a in [*result.per_model.items(), ("pooled", result.pooled)]
-        ]
+        results = {"lomo": leave_one_model_out(examples, x, recipe, strict=args.strict, threshold=threshold)}
+        if args.threshold is None:
+            results["lomo_nested"] = leave_one_model_out(examples, x, recipe, strict=args.strict, nested=True)
+        meta.update({key: result.to_json() for key, result in results.items()})
         if args.json:
-            print(json.dumps(result.to_json(), indent=2))
+            print(json.dumps(meta, indent=2))
         else:
-            title = "leave-one-model-out" + (" (family held out too)" if args.strict else "")
-            table(title, ["held-out model", "n", "binary acc", "kappa", "3-class acc"], rows)
+            family = " (family held out too)" if args.strict else ""
+            for result in results.values():
+                how = "nested threshold" if result.nested else f"threshold {threshold}"
+                rows = [[m, a.n, result.thresholds.get(m, ""), f"{a.binary_accuracy:.4f}", f"{a.kappa:.3f}",
+                         f"{a.three_class_accuracy:.3f}"]
+                        for m, a in [*result.per_model.items(), ("pooled", result.pooled)]]
+                table(f"leave-one-model-out, {how}{family}",
+                      ["held-out model", "n", "threshold", "binary acc", "kappa", "3-class acc"], rows)
     if args.out:
-        head = train(examples, x, recipe, meta=meta)
+        head = train(examples, x, recipe, threshold=threshold, meta=meta)
         head.save(args.out)
         info(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB)")
     return 0
