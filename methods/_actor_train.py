@@ -39,14 +39,25 @@ def _trainable_names(hf: HFModel, cfg: ActorConfig, layer: int) -> list[str]:
     return [n for n, _ in hf.model.named_parameters() if n.startswith(prefixes)]
 
 
-def _shift(cfg: ActorConfig, h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """The per-query shift vector (before the +/- sign of the query's class)."""
+def _shift(cfg: ActorConfig, h: torch.Tensor, r: torch.Tensor, signs: torch.Tensor | None = None,
+           mid: torch.Tensor | None = None) -> torch.Tensor:
+    """The per-query shift vector (before the +/- sign of the query's class).
+
+    ``sign=hinge`` measures the projection from ``mid`` (the midpoint of the two anchor means)
+    and keeps only the part on the wrong side of it for the query's class (``signs``: +1
+    harmful, -1 benign), so a query already on its own side is not shifted at all.
+    """
     if cfg.targets == "uniform":
         return cfg.beta * r.expand_as(h)
     direction = r / r.norm() if cfg.projection == "unit" else r
-    p = h @ direction
-    if cfg.sign == "magnitude":
-        p = p.abs()
+    if cfg.sign == "hinge":
+        if signs is None or mid is None:
+            raise ValueError("sign=hinge needs the query classes and the anchor midpoint")
+        p = (-signs * ((h - mid) @ direction)).clamp(min=0)
+    else:
+        p = h @ direction
+        if cfg.sign == "magnitude":
+            p = p.abs()
     return cfg.alpha * p[:, None] * direction[None, :]
 
 
@@ -55,7 +66,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     import torch
     from safetensors.torch import save_file
 
-    from methods.actor import refusal_vector
+    from methods.actor import anchor_means
     from orbench_harness.console import progress
 
     t0 = time.perf_counter()
@@ -79,16 +90,17 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
             for epoch in range(start_epoch, cfg.epochs):
                 order = list(range(len(rows)))
                 random.Random(ctx.seed * 1000 + epoch).shuffle(order)
-                r = refusal_vector(hf, data, layer)
+                r, mid = anchor_means(hf, data, layer)
                 losses, rel = [], []
                 for start in range(0, len(order), cfg.batch_size):
                     idx = order[start : start + cfg.batch_size]
                     if cfg.recompute == "step" and start > 0:
-                        r = refusal_vector(hf, data, layer)
+                        r, mid = anchor_means(hf, data, layer)
                     h = block_output_last_token(hf, [rows[i] for i in idx], layer, grad=True)
                     h0 = h.detach()
-                    shift = _shift(cfg, h0, r)
-                    target = h0 + signs[idx, None].to(h0.device) * shift
+                    sign = signs[idx].to(h0.device)
+                    shift = _shift(cfg, h0, r, sign, mid)
+                    target = h0 + sign[:, None] * shift
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]

@@ -15,7 +15,10 @@ From the paper (arXiv 2507.04250), as summarised in shared/docs/METHODS.md 1.0:
 Where the paper is silent or this implementation departs from it:
 - ``sign=magnitude`` (default) uses p = |h.r|. With the signed p a benign query whose h.r is
   negative is pushed *toward* refusal; METHODS.md 1.0 measured that on the CPU organism.
-  ``sign=signed`` gives the literal formula. ``projection=raw`` (default) multiplies the raw,
+  ``sign=signed`` gives the literal formula. ``sign=hinge`` (ours, not the paper's) measures
+  p from the midpoint of the two anchor means and shifts only queries on the wrong side of it
+  (benign look-alikes that sit with the harmful ones, harmful ones that sit with the benign),
+  by their distance past it. ``projection=raw`` (default) multiplies the raw,
   unnormalised r (the only reading under which the paper's tiny alphas make sense);
   ``projection=unit`` uses r/|r| for both the projection and the shift.
 - Batch size is not given in the paper: 8, recorded in the fingerprint.
@@ -77,7 +80,7 @@ class ActorConfig:
     lr: float = 1e-5
     epochs: int = 3
     batch_size: int = 8
-    sign: Literal["magnitude", "signed"] = "magnitude"
+    sign: Literal["magnitude", "signed", "hinge"] = "magnitude"
     projection: Literal["raw", "unit"] = "raw"
     recompute: Literal["epoch", "step"] = "epoch"
     targets: Literal["calibrated", "uniform"] = "calibrated"
@@ -221,6 +224,11 @@ def layer_silhouettes(hf: HFModel, data: TrainData) -> list[float]:
 
 def refusal_vector(hf: HFModel, data: TrainData, layer: int, batch_size: int = 16) -> torch.Tensor:
     """Difference of means of the anchors' block-``layer`` outputs (no gradient)."""
+    return anchor_means(hf, data, layer, batch_size)[0]
+
+
+def anchor_means(hf: HFModel, data: TrainData, layer: int, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The refusal vector and the midpoint of the two anchor means (for ``sign=hinge``)."""
     import torch
 
     def acts(samples: tuple[Sample, ...]) -> torch.Tensor:
@@ -228,7 +236,8 @@ def refusal_vector(hf: HFModel, data: TrainData, layer: int, batch_size: int = 1
         return torch.cat([block_output_last_token(hf, rows[i : i + batch_size], layer)
                           for i in range(0, len(rows), batch_size)])
 
-    return mean_difference(acts(data.harmful_anchors), acts(data.benign_anchors))
+    harmful, benign = acts(data.harmful_anchors), acts(data.benign_anchors)
+    return mean_difference(harmful, benign), (harmful.mean(dim=0) + benign.mean(dim=0)) / 2
 
 
 @contextmanager

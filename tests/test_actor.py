@@ -74,6 +74,22 @@ def test_shift_forms() -> None:
     assert torch.allclose(uniform, torch.tensor([[4.0, 0.0], [4.0, 0.0]]))
 
 
+def test_hinge_shifts_only_queries_on_the_wrong_side_of_the_midpoint() -> None:
+    r = torch.tensor([2.0, 0.0])
+    mid = torch.tensor([1.0, 5.0])  # the boundary is x = 1 (the y offset must not matter)
+    h = torch.tensor([[3.0, 0.0], [0.0, 0.0], [3.0, 9.0], [-1.0, 0.0]])
+    signs = torch.tensor([-1.0, -1.0, 1.0, 1.0])  # benign, benign, harmful, harmful
+    cfg = ActorConfig(alpha=0.5, sign="hinge")
+    shift = _actor_train._shift(cfg, h, r, signs, mid)
+    # benign past the boundary by (3-1)*2 = 4 -> 0.5*4*r; benign on its own side -> 0;
+    # harmful on its own side -> 0; harmful 2 units on the benign side -> 0.5*4*r
+    assert torch.allclose(shift, torch.tensor([[4.0, 0.0], [0.0, 0.0], [0.0, 0.0], [4.0, 0.0]]))
+    target = h + signs[:, None] * shift
+    assert target[0, 0] < h[0, 0] and target[3, 0] > h[3, 0]  # both moved towards their own side
+    with pytest.raises(ValueError, match="hinge"):
+        _actor_train._shift(cfg, h, r)
+
+
 def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
     actor = create({}, _env("llama-2-7b-chat"))
     assert (actor.cfg.alpha, actor.cfg.layer) == (0.0015, "13")
@@ -108,6 +124,28 @@ def test_training_moves_activations_the_way_the_paper_says(hf: HFModel, tmp_path
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())
     hist = art["meta"]["history"]
     assert len(hist) == 2 and hist[0]["r_norm"] > 0
+
+
+def test_hinge_training_pulls_wrong_side_queries_back(hf: HFModel, tmp_path: Path) -> None:
+    """``sign=hinge``: the total distance of queries past the midpoint (on the other class's
+    side) shrinks, measured against the untrained model's refusal vector and midpoint."""
+    from methods.actor import anchor_means
+
+    actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1", "sign": "hinge"}, _env())
+    r, mid = anchor_means(hf, actor.data, 1)
+    rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
+    signs = torch.tensor(actor.data.signs, dtype=torch.float32)
+
+    def wrong_side() -> float:
+        h = block_output_last_token(hf, rows, 1)
+        return float((-signs * ((h - mid) @ r)).clamp(min=0).sum())
+
+    before = wrong_side()
+    assert before > 0  # something to fix on the random model
+    art = actor.prepare(hf, _ctx(tmp_path / "hinge"))
+    with actor.apply(hf, art):
+        after = wrong_side()
+    assert after < before
 
 
 def test_forward_pass_stops_at_the_target_layer(hf: HFModel) -> None:
