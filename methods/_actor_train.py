@@ -46,14 +46,21 @@ def _shift(cfg: ActorConfig, h: torch.Tensor, r: torch.Tensor, signs: torch.Tens
     ``sign=hinge`` measures the projection from ``mid`` (the midpoint of the two anchor means)
     and keeps only the part on the wrong side of it for the query's class (``signs``: +1
     harmful, -1 benign), so a query already on its own side is not shifted at all.
+    ``sign=hinge_benign`` does that for benign queries only; harmful ones are shifted by their
+    full distance from the midpoint, so every harmful query keeps pulling towards refusal.
     """
     if cfg.targets == "uniform":
         return cfg.beta * r.expand_as(h)
     direction = r / r.norm() if cfg.projection == "unit" else r
-    if cfg.sign == "hinge":
+    if cfg.sign in ("hinge", "hinge_benign"):
         if signs is None or mid is None:
-            raise ValueError("sign=hinge needs the query classes and the anchor midpoint")
-        p = (-signs * ((h - mid) @ direction)).clamp(min=0)
+            raise ValueError(f"sign={cfg.sign} needs the query classes and the anchor midpoint")
+        centred = (h - mid) @ direction
+        p = (-signs * centred).clamp(min=0)
+        if cfg.sign == "hinge_benign":  # harmful queries: pushed by their distance either way
+            import torch
+
+            p = torch.where(signs > 0, centred.abs(), p)
     else:
         p = h @ direction
         if cfg.sign == "magnitude":

@@ -18,7 +18,8 @@ Where the paper is silent or this implementation departs from it:
   ``sign=signed`` gives the literal formula. ``sign=hinge`` (ours, not the paper's) measures
   p from the midpoint of the two anchor means and shifts only queries on the wrong side of it
   (benign look-alikes that sit with the harmful ones, harmful ones that sit with the benign),
-  by their distance past it. ``projection=raw`` (default) multiplies the raw,
+  by their distance past it; ``sign=hinge_benign`` hinges the benign side only and shifts every
+  harmful query by its full distance from the midpoint. ``projection=raw`` (default) multiplies the raw,
   unnormalised r (the only reading under which the paper's tiny alphas make sense);
   ``projection=unit`` uses r/|r| for both the projection and the shift.
 - Batch size is not given in the paper: 8, recorded in the fingerprint.
@@ -80,7 +81,7 @@ class ActorConfig:
     lr: float = 1e-5
     epochs: int = 3
     batch_size: int = 8
-    sign: Literal["magnitude", "signed", "hinge"] = "magnitude"
+    sign: Literal["magnitude", "signed", "hinge", "hinge_benign"] = "magnitude"
     projection: Literal["raw", "unit"] = "raw"
     recompute: Literal["epoch", "step"] = "epoch"
     targets: Literal["calibrated", "uniform"] = "calibrated"

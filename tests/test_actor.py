@@ -88,6 +88,9 @@ def test_hinge_shifts_only_queries_on_the_wrong_side_of_the_midpoint() -> None:
     assert target[0, 0] < h[0, 0] and target[3, 0] > h[3, 0]  # both moved towards their own side
     with pytest.raises(ValueError, match="hinge"):
         _actor_train._shift(cfg, h, r)
+    # hinge_benign: the benign side as above, every harmful query by its full distance
+    benign_only = _actor_train._shift(ActorConfig(alpha=0.5, sign="hinge_benign"), h, r, signs, mid)
+    assert torch.allclose(benign_only, torch.tensor([[4.0, 0.0], [0.0, 0.0], [4.0, 0.0], [4.0, 0.0]]))
 
 
 def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
