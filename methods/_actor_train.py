@@ -58,9 +58,7 @@ def _shift(cfg: ActorConfig, h: torch.Tensor, r: torch.Tensor, signs: torch.Tens
         centred = (h - mid) @ direction
         p = (-signs * centred).clamp(min=0)
         if cfg.sign == "hinge_benign":  # harmful queries: pushed by their distance either way
-            import torch
-
-            p = torch.where(signs > 0, centred.abs(), p)
+            p = centred.abs().where(signs > 0, p)
     else:
         p = h @ direction
         if cfg.sign == "magnitude":
