@@ -48,11 +48,12 @@ def _shift(cfg: ActorConfig, h: torch.Tensor, r: torch.Tensor, signs: torch.Tens
     harmful, -1 benign), so a query already on its own side is not shifted at all.
     ``sign=hinge_benign`` does that for benign queries only; harmful ones are shifted by their
     full distance from the midpoint, so every harmful query keeps pulling towards refusal.
+    ``sign=hinge_keep`` shifts as ``hinge`` does; its retain targets are set in ``train``.
     """
     if cfg.targets == "uniform":
         return cfg.beta * r.expand_as(h)
     direction = r / r.norm() if cfg.projection == "unit" else r
-    if cfg.sign in ("hinge", "hinge_benign"):
+    if cfg.sign in ("hinge", "hinge_benign", "hinge_keep"):
         if signs is None or mid is None:
             raise ValueError(f"sign={cfg.sign} needs the query classes and the anchor midpoint")
         centred = (h - mid) @ direction
@@ -86,6 +87,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     rows = [hf.encode_prompt(s.as_prompt()) for s in data.queries]
     signs = torch.tensor(data.signs, dtype=torch.float32)
     history: list[dict[str, float]] = []
+    kept = _original_outputs(hf, rows, layer, cfg.batch_size) if cfg.sign == "hinge_keep" else None
     start_epoch = _resume(ctx.artifact_dir, params, names, opt, history)
     try:
         with progress() as prog:
@@ -106,6 +108,9 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                     sign = signs[idx].to(h0.device)
                     shift = _shift(cfg, h0, r, sign, mid)
                     target = h0 + sign[:, None] * shift
+                    if kept is not None:  # queries on their own side stay where the original model put them
+                        still = (shift.norm(dim=-1) == 0)[:, None]
+                        target = kept[idx].to(h0.device).where(still, target)
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
@@ -132,6 +137,17 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                 params[n].copy_(v)
         for n, p in params.items():
             p.requires_grad_(flags[n])
+
+
+def _original_outputs(hf: HFModel, rows: list[list[int]], layer: int, batch_size: int) -> torch.Tensor:
+    """The untrained block's output for every training query (``sign=hinge_keep``'s anchors).
+
+    Computed before any checkpoint is restored, so a resumed run anchors to the same points.
+    """
+    import torch
+
+    parts = [block_output_last_token(hf, rows[i : i + batch_size], layer) for i in range(0, len(rows), batch_size)]
+    return torch.cat(parts)
 
 
 def _cfg_json(cfg: ActorConfig) -> dict[str, Any]:

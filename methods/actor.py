@@ -19,7 +19,10 @@ Where the paper is silent or this implementation departs from it:
   p from the midpoint of the two anchor means and shifts only queries on the wrong side of it
   (benign look-alikes that sit with the harmful ones, harmful ones that sit with the benign),
   by their distance past it; ``sign=hinge_benign`` hinges the benign side only and shifts every
-  harmful query by its full distance from the midpoint. ``projection=raw`` (default) multiplies the raw,
+  harmful query by its full distance from the midpoint; ``sign=hinge_keep`` is ``hinge`` whose
+  unshifted queries target the untrained block's output for them instead of their current one,
+  so the block must move the misplaced queries without moving the rest (a retain term, ours;
+  methods/ACTOR_SWEEP.md has its validation points). ``projection=raw`` (default) multiplies the raw,
   unnormalised r (the only reading under which the paper's tiny alphas make sense);
   ``projection=unit`` uses r/|r| for both the projection and the shift.
 - Batch size is not given in the paper: 8, recorded in the fingerprint.
@@ -81,7 +84,7 @@ class ActorConfig:
     lr: float = 1e-5
     epochs: int = 3
     batch_size: int = 8
-    sign: Literal["magnitude", "signed", "hinge", "hinge_benign"] = "magnitude"
+    sign: Literal["magnitude", "signed", "hinge", "hinge_benign", "hinge_keep"] = "magnitude"
     projection: Literal["raw", "unit"] = "raw"
     recompute: Literal["epoch", "step"] = "epoch"
     targets: Literal["calibrated", "uniform"] = "calibrated"

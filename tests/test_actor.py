@@ -151,6 +151,30 @@ def test_hinge_training_pulls_wrong_side_queries_back(hf: HFModel, tmp_path: Pat
     assert after < before
 
 
+def test_hinge_keep_holds_well_placed_queries_at_their_original_outputs(hf: HFModel, tmp_path: Path) -> None:
+    """``sign=hinge_keep``: queries already on their own side drift less from the untrained
+    block's output than under plain ``hinge`` (which leaves them free), at the same settings."""
+    from methods.actor import anchor_means
+
+    args = {"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}
+    base = create({**args, "sign": "hinge"}, _env())
+    r, mid = anchor_means(hf, base.data, 1)
+    rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
+    signs = torch.tensor(base.data.signs, dtype=torch.float32)
+    h0 = block_output_last_token(hf, rows, 1)
+    placed = (-signs * ((h0 - mid) @ r)) <= 0
+    assert 0 < int(placed.sum()) < len(rows)
+
+    def drift(sign: str) -> float:
+        actor = create({**args, "sign": sign}, _env())
+        art = actor.prepare(hf, _ctx(tmp_path / sign))
+        with actor.apply(hf, art):
+            h = block_output_last_token(hf, rows, 1)
+        return float((h - h0)[placed].norm(dim=-1).mean())
+
+    assert drift("hinge_keep") < drift("hinge")
+
+
 def test_forward_pass_stops_at_the_target_layer(hf: HFModel) -> None:
     calls = []
     upper = hf.layer_name(3)
