@@ -61,6 +61,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--threads", type=int, default=2, help="torch threads for embedding (default 2)")
     p.add_argument("--cache", type=Path, help="embedding cache file (default in the user cache dir)")
     p.add_argument("--json", action="store_true", help="print the LOMO numbers as JSON")
+    p.add_argument("--no-short-refusal", action="store_true",
+                   help="head without the judge's terse-refusal rule (in its evaluation and at run time)")
     p.set_defaults(func=main)
 
 
@@ -82,7 +84,8 @@ def main(args: argparse.Namespace) -> int:
         raise HarnessError(f"unknown view or flag {bad[0]!r} (views: {', '.join(VIEWS)}; flags: {', '.join(FLAGS)})")
     if not args.out and not args.lomo:
         raise HarnessError("nothing to do: pass --out FILE, --lomo, or both")
-    recipe = Recipe(tuple(args.sources), tuple(args.views), tuple(args.flags), args.l2)
+    recipe = Recipe(tuple(args.sources), tuple(args.views), tuple(args.flags), args.l2,
+                    short_refusal=not args.no_short_refusal)
     examples = load_all(data_dir, recipe.sources)
     info(f"{len(examples)} labelled examples from {', '.join(recipe.sources)}")
     embedder = MiniLMEmbedder(max_length=recipe.max_length, threads=args.threads)
