@@ -326,6 +326,11 @@ def test_train_classifier_command_end_to_end(tmp_path, capsys):
     assert refuse.label is not None and refuse.label.is_refusal
     assert comply.label is Label.FULL_COMPLIANCE
     assert (tmp_path / "emb.npz").is_file()  # embeddings cached for the next run
+    assert head.meta["short_refusal"] is True and judge.short_refusal
+    bare = tmp_path / "bare.json"
+    assert main(["train-classifier", "--data-dir", str(data), "--out", str(bare), "--no-short-refusal",
+                 "--cache", str(tmp_path / "emb.npz"), "--l2", "1"]) == 0
+    assert Head.load(bare).meta["short_refusal"] is False and not create({"head": str(bare)}).short_refusal
 
 
 # -- any text-classification model through the same plugin ---------------------------------
