@@ -149,7 +149,9 @@ class RunStore:
                 return True
             if isinstance(old, dict):
                 raise HarnessError(
-                    f"{self.dir} holds a different run ({_describe(old)}); use another --out"
+                    f"{self.dir} holds a different run ({_describe(old)}); it differs in "
+                    f"{_differences(old, meta)}. Use another --out: generations come from the cache, "
+                    "so a new judge or judge version only re-judges"
                 )
             warn(f"{self.run_json} was unreadable; rewriting it")
         write_json_atomic(self.run_json, meta)
@@ -158,6 +160,19 @@ class RunStore:
     def write_results(self, results: dict[str, Any]) -> None:
         """results.json, atomically."""
         write_json_atomic(self.results_json, results)
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """What separates two runs' identities, in words (at most four items)."""
+    diffs = []
+    for section, key in (("judge", "version"), ("method", "fingerprint"), ("model", "revision"), ("model", "adapter")):
+        a, b = old.get(section, {}).get(key), new.get(section, {}).get(key)
+        if a != b:
+            diffs.append(f"{section} {key} ({a} there, {b} now)")
+    spec_a, spec_b = old.get("spec", {}), new.get("spec", {})
+    diffs += [f"{k} ({spec_a.get(k)!r} there, {spec_b.get(k)!r} now)"
+              for k in sorted(set(spec_a) | set(spec_b)) if spec_a.get(k) != spec_b.get(k)]
+    return "; ".join(diffs[:4]) if diffs else "its recorded identity (run.json from another harness version?)"
 
 
 def _describe(meta: Mapping[str, Any]) -> str:

@@ -88,8 +88,19 @@ def test_run_dir_refuses_a_different_run(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "r")
     assert store.open_run({"identity": "A", "spec": {"method": "none"}}) is False
     assert store.open_run({"identity": "A", "spec": {"method": "none"}}) is True
-    with pytest.raises(HarnessError, match="different run"):
+    with pytest.raises(HarnessError, match="different run") as err:
         store.open_run({"identity": "B", "spec": {"method": "actor"}})
+    assert "method ('none' there, 'actor' now)" in str(err.value)
+
+
+def test_a_new_judge_version_is_named_as_the_difference(tmp_path: Path) -> None:
+    """After a judge upgrade the same command must say *why* the old directory is refused."""
+    store = RunStore(tmp_path / "r")
+    spec = {"method": "none", "judge": "classifier"}
+    store.open_run({"identity": "A", "spec": spec, "judge": {"version": "head-1"}})
+    with pytest.raises(HarnessError, match=r"judge version \(head-1 there, head-2 now\)") as err:
+        store.open_run({"identity": "B", "spec": spec, "judge": {"version": "head-2"}})
+    assert "method" not in str(err.value).split("differs in")[1]  # only the real difference is named
 
 
 def test_unwritable_output_dir(tmp_path: Path) -> None:
