@@ -69,13 +69,31 @@ def block_output_last_token(
 
     Stopping after the target block is what makes ACTOR cheap: layers above it are never run.
     """
+    return block_output_tail(model, rows, layer, 1, grad=grad)[:, 0, :]
+
+
+def common_suffix(rows: Sequence[Sequence[int]], cap: int = 16) -> int:
+    """How many final tokens every row shares (the chat template's post-instruction tokens)."""
+    k = 0
+    while k < cap and all(len(r) > k for r in rows) and len({r[-1 - k] for r in rows}) == 1:
+        k += 1
+    return k
+
+
+def block_output_tail(
+    model: HFModel, rows: Sequence[list[int]], layer: int, k: int, *, grad: bool = False
+) -> torch.Tensor:
+    """Output of block ``layer`` at the last ``k`` tokens, [batch, k, d]; the forward stops there.
+
+    Rows are left-padded, so the last ``k`` positions are every row's last ``k`` tokens.
+    """
     import torch
 
     captured: dict[str, torch.Tensor] = {}
 
     def hook(module: Any, inputs: Any, output: Any) -> None:
         hs = output[0] if isinstance(output, tuple) else output
-        captured["h"] = hs[:, -1, :]
+        captured["h"] = hs[:, -k:, :]
         raise _StopForward
 
     ids, mask = model.left_pad(list(rows))

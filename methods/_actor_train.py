@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from methods._actlib import block_output_last_token
+from methods._actlib import block_output_tail, common_suffix
 
 if TYPE_CHECKING:
     import torch
@@ -72,7 +72,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     import torch
     from safetensors.torch import save_file
 
-    from methods.actor import anchor_means
+    from methods.actor import anchor_means_tail
     from orbench_harness.console import progress
 
     t0 = time.perf_counter()
@@ -87,7 +87,8 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     rows = [hf.encode_prompt(s.as_prompt()) for s in data.queries]
     signs = torch.tensor(data.signs, dtype=torch.float32)
     history: list[dict[str, float]] = []
-    kept = _original_outputs(hf, rows, layer, cfg.batch_size) if cfg.sign == "hinge_keep" else None
+    k = _positions(hf, cfg, data, rows)
+    kept = _original_outputs(hf, rows, layer, k, cfg.batch_size) if cfg.sign == "hinge_keep" else None
     start_epoch = _resume(ctx.artifact_dir, params, names, opt, history)
     try:
         with progress() as prog:
@@ -97,19 +98,19 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
             for epoch in range(start_epoch, cfg.epochs):
                 order = list(range(len(rows)))
                 random.Random(ctx.seed * 1000 + epoch).shuffle(order)
-                r, mid = anchor_means(hf, data, layer)
+                r, mid = anchor_means_tail(hf, data, layer, k)
                 losses, rel = [], []
                 for start in range(0, len(order), cfg.batch_size):
                     idx = order[start : start + cfg.batch_size]
                     if cfg.recompute == "step" and start > 0:
-                        r, mid = anchor_means(hf, data, layer)
-                    h = block_output_last_token(hf, [rows[i] for i in idx], layer, grad=True)
+                        r, mid = anchor_means_tail(hf, data, layer, k)
+                    h = block_output_tail(hf, [rows[i] for i in idx], layer, k, grad=True)  # [b, k, d]
                     h0 = h.detach()
                     sign = signs[idx].to(h0.device)
-                    shift = _shift(cfg, h0, r, sign, mid)
-                    target = h0 + sign[:, None] * shift
+                    shift = torch.stack([_shift(cfg, h0[:, j], r[j], sign, mid[j]) for j in range(k)], dim=1)
+                    target = h0 + sign[:, None, None] * shift
                     if kept is not None:  # queries on their own side stay where the original model put them
-                        still = (shift.norm(dim=-1) == 0)[:, None]
+                        still = (shift.norm(dim=-1) == 0)[..., None]
                         target = kept[idx].to(h0.device).where(still, target)
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
                     opt.zero_grad()
@@ -118,14 +119,14 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                     losses.append(loss.item())
                     rel.append(float((shift.norm(dim=-1) / h0.norm(dim=-1)).mean()))
                     prog.advance(task)
-                history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "r_norm": float(r.norm()),
+                history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "r_norm": float(r[-1].norm()),
                                 "relative_shift": sum(rel) / len(rel)})
                 ctx.log(f"actor: epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.5f} "
                         f"|r| {history[-1]['r_norm']:.2f} shift/|h| {history[-1]['relative_shift']:.4f}")
                 _checkpoint(ctx.artifact_dir, params, names, opt, history, epoch + 1)
         trained = {n: params[n].detach().clone().contiguous().cpu() for n in names}
         save_file(trained, str(ctx.artifact_dir / "trained.safetensors"))
-        meta = {"layer": layer, "history": history, "trainable": names, "n_queries": len(rows),
+        meta = {"layer": layer, "positions": k, "history": history, "trainable": names, "n_queries": len(rows),
                 "sources": list(data.sources), "config": _cfg_json(cfg),
                 "train_seconds": round(time.perf_counter() - t0, 2)}
         (ctx.artifact_dir / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -139,14 +140,25 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
             p.requires_grad_(flags[n])
 
 
-def _original_outputs(hf: HFModel, rows: list[list[int]], layer: int, batch_size: int) -> torch.Tensor:
+def _positions(hf: HFModel, cfg: ActorConfig, data: TrainData, rows: list[list[int]]) -> int:
+    """How many final tokens the loss covers: 1, or the post-instruction suffix's length."""
+    if cfg.positions == "last":
+        return 1
+    anchors = [hf.encode_prompt(s.as_prompt()) for s in (*data.harmful_anchors, *data.benign_anchors)]
+    k = common_suffix([*rows, *anchors])
+    if k < 1:
+        raise ValueError("positions=post_instruction: the prompts share no final token (no chat template?)")
+    return k
+
+
+def _original_outputs(hf: HFModel, rows: list[list[int]], layer: int, k: int, batch_size: int) -> torch.Tensor:
     """The untrained block's output for every training query (``sign=hinge_keep``'s anchors).
 
     Computed before any checkpoint is restored, so a resumed run anchors to the same points.
     """
     import torch
 
-    parts = [block_output_last_token(hf, rows[i : i + batch_size], layer) for i in range(0, len(rows), batch_size)]
+    parts = [block_output_tail(hf, rows[i : i + batch_size], layer, k) for i in range(0, len(rows), batch_size)]
     return torch.cat(parts)
 
 

@@ -25,6 +25,10 @@ Where the paper is silent or this implementation departs from it:
   methods/ACTOR_SWEEP.md has its validation points). ``projection=raw`` (default) multiplies the raw,
   unnormalised r (the only reading under which the paper's tiny alphas make sense);
   ``projection=unit`` uses r/|r| for both the projection and the shift.
+- Positions: METHODS.md 1.0 assumes the last post-instruction token (``positions=last``, the
+  default). ``positions=post_instruction`` applies r, the targets and the loss at every token
+  of the chat template's post-instruction suffix (the tokens all training prompts end with),
+  each position with its own r and midpoint, the loss averaged over them.
 - Batch size is not given in the paper: 8, recorded in the fingerprint.
 - AdamW weight decay 0 (the paper names AdamW only); the block's original weights are
   restored after training, and ``apply`` swaps the trained block in only inside its context.
@@ -43,15 +47,15 @@ import json
 import random
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from methods._actlib import all_layers_last_token, block_output_last_token, mean_difference, require_hf, silhouette
+from methods._actlib import all_layers_last_token, block_output_tail, mean_difference, require_hf, silhouette
 from orbench_harness.catalog import Register
 from orbench_harness.errors import HarnessError
 from orbench_harness.hookspecs import hookimpl
-from orbench_harness.methodargs import fingerprint, parse_config
+from orbench_harness.methodargs import ADDED_LATER, fingerprint, parse_config
 from orbench_harness.protocols import MethodContext, MethodEnv, ModelHandle, Policy
 from orbench_harness.types import Capability, Sample
 
@@ -97,6 +101,7 @@ class ActorConfig:
     n_anchors: int = 64
     pseudo_sources: str = "xstest,scope,orbench-hard,phtest"
     weight_decay: float = 0.0
+    positions: Literal["last", "post_instruction"] = field(default="last", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.layer != "auto" and not self.layer.lstrip("-").isdigit():
@@ -233,11 +238,18 @@ def refusal_vector(hf: HFModel, data: TrainData, layer: int, batch_size: int = 1
 
 def anchor_means(hf: HFModel, data: TrainData, layer: int, batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """The refusal vector and the midpoint of the two anchor means (for ``sign=hinge``)."""
+    r, mid = anchor_means_tail(hf, data, layer, 1, batch_size)
+    return r[0], mid[0]
+
+
+def anchor_means_tail(hf: HFModel, data: TrainData, layer: int, k: int,
+                      batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """``anchor_means`` at each of the last ``k`` token positions: two [k, d] tensors."""
     import torch
 
     def acts(samples: tuple[Sample, ...]) -> torch.Tensor:
         rows = [hf.encode_prompt(s.as_prompt()) for s in samples]
-        return torch.cat([block_output_last_token(hf, rows[i : i + batch_size], layer)
+        return torch.cat([block_output_tail(hf, rows[i : i + batch_size], layer, k)
                           for i in range(0, len(rows), batch_size)])
 
     harmful, benign = acts(data.harmful_anchors), acts(data.benign_anchors)

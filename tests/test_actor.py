@@ -100,8 +100,10 @@ def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
     base = create({}, _env()).fingerprint()
     for key, value in [("alpha", "0.1"), ("layer", "2"), ("lr", "1e-4"), ("sign", "signed"),
                        ("projection", "unit"), ("recompute", "step"), ("targets", "uniform"),
-                       ("trainable", "up_to_layer"), ("n_benign", "5")]:
+                       ("trainable", "up_to_layer"), ("n_benign", "5"), ("positions", "post_instruction")]:
         assert create({key: value}, _env()).fingerprint() != base, key
+    # an option added after release, left at its default, keeps cached artifacts' fingerprints
+    assert create({"positions": "last"}, _env()).fingerprint() == base
     assert create({}, _env(seed=1)).fingerprint() != base  # different sampled data
     with pytest.raises(HarnessError, match="no option 'alpah'; did you mean alpha"):
         create({"alpah": "1"}, _env())
@@ -173,6 +175,33 @@ def test_hinge_keep_holds_well_placed_queries_at_their_original_outputs(hf: HFMo
         return float((h - h0)[placed].norm(dim=-1).mean())
 
     assert drift("hinge_keep") < drift("hinge")
+
+
+def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path) -> None:
+    """``positions=post_instruction``: the loss covers the template suffix every prompt ends
+    with, so even its *first* token is trained: there the benign queries move against r and the
+    two classes move apart (r measured at that position)."""
+    from methods._actlib import block_output_tail, common_suffix
+    from methods.actor import anchor_means_tail
+
+    actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1",
+                    "positions": "post_instruction"}, _env())
+    rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
+    k = common_suffix(rows)
+    assert k > 1  # the tiny model's chat template ends every prompt with several tokens
+    r = anchor_means_tail(hf, actor.data, 1, k)[0][0]
+    signs = torch.tensor(actor.data.signs)
+
+    def first_suffix_token() -> tuple[float, float]:
+        p = block_output_tail(hf, rows, 1, k)[:, 0, :] @ r
+        return float(p[signs > 0].mean()), float(p[signs < 0].mean())
+
+    harm0, ben0 = first_suffix_token()
+    art = actor.prepare(hf, _ctx(tmp_path / "post"))
+    assert art["meta"]["positions"] == k
+    with actor.apply(hf, art):
+        harm1, ben1 = first_suffix_token()
+    assert ben1 < ben0 and harm1 - ben1 > harm0 - ben0  # benign pushed back, the classes pulled apart
 
 
 def test_forward_pass_stops_at_the_target_layer(hf: HFModel) -> None:
