@@ -29,7 +29,7 @@ import numpy as np
 
 from judges._logreg import FloatArray, Head, fit
 from judges._refusal_data import LOADERS, Example
-from judges.classifier import decide, featurize, short_refusal
+from judges.classifier import decide, featurize, overrule, short_refusal
 from orbench_harness.judge_eval import Agreement, agreement
 from orbench_harness.types import JudgeItem, Label
 
@@ -176,10 +176,11 @@ def leave_one_model_out(
         t = select_threshold(examples, x, recipe, within=~test, strict=strict) if nested else threshold
         thresholds[model] = t
         rows = [int(i) for i in np.flatnonzero(test)]
-        pred: list[Label | None] = [
-            decide(row, CLASSES, t, examples[i].response if recipe.short_refusal else None)
-            for row, i in zip(proba, rows, strict=True)
-        ]
+        pred: list[Label | None] = []
+        for row, i in zip(proba, rows, strict=True):
+            label = decide(row, CLASSES, t)
+            ruled = overrule(label, row, CLASSES, examples[i].response) if recipe.short_refusal else None
+            pred.append(ruled or label)
         gold = [examples[i].label for i in rows]
         per_model[model] = agreement(gold, pred)
         all_gold += gold
