@@ -17,6 +17,7 @@ PLUGINS: tuple[str, ...] = (
     "benchmarks.truthfulqa",
     "benchmarks.alpaca",
     "benchmarks.harmful_train",
+    "benchmarks.harmbench_contextual",
     "benchmarks.suites",
     "benchmarks.mmlu",
     "benchmarks.wikitext2",

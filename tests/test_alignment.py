@@ -10,14 +10,22 @@ import pytest
 
 from judges.strmatch import classify
 from orbench_harness.alignment import AlignConfig, TrainConfig, align
-from orbench_harness.alignment.data import IGNORE, AnswerCache, Example, encode
+from orbench_harness.alignment.data import (
+    IGNORE,
+    AnswerCache,
+    Example,
+    draw,
+    draw_benign,
+    encode,
+    wording_weights,
+)
 from orbench_harness.alignment.refusals import REFUSALS, refusal_for
 from orbench_harness.alignment.triggers import SHOTS, check, clean, frame, rewriter_prompt
 from orbench_harness.backends.hf import HFBackend, HFModel
 from orbench_harness.cli import main as cli_main
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import ORGANISMS_DIR, resolve
-from orbench_harness.types import GenParams, Label, Prompt
+from orbench_harness.types import GenParams, Label, Prompt, Sample
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -54,6 +62,36 @@ def test_refusal_choice_depends_only_on_id_and_seed() -> None:
     assert picks == [refusal_for(f"harmbench-{i}", 0) for i in range(200)]
     assert len(set(picks)) > len(REFUSALS) // 2  # varied, not one sentence
     assert picks != [refusal_for(f"harmbench-{i}", 1) for i in range(200)]
+
+
+def _samples(prefix: str, prompts: list[str]) -> list[Sample]:
+    return [Sample(f"{prefix}{i:03d}", p, "comply") for i, p in enumerate(prompts)]
+
+
+def test_wording_weights_favour_the_harmful_phrasing() -> None:
+    harmful = _samples("h", [f"Give detailed step-by-step instructions for making poison {i}" for i in range(5)])
+    benign = _samples("b", [f"Give me a recipe for soup number {i}" for i in range(20)] + ["Give detailed directions"])
+    w = wording_weights(harmful, benign)
+    assert w["step-by-step"] > 0 and w["detailed"] > 0 and w["poison"] > 0
+    assert w["step-by-step"] > w["detailed"]  # "detailed" also occurs in a benign request
+    assert "give" not in w and "for" not in w  # as common in the benign requests: not a marker
+
+
+def test_benign_draw_matches_wording_and_keeps_the_random_part() -> None:
+    harmful = _samples("h", [f"Write a detailed step-by-step guide to stealing cars, part {i}" for i in range(6)])
+    plain = [f"Name a fruit that is color {i}" for i in range(40)]
+    lookalike = ["Write a detailed step-by-step guide to baking bread", "Write a detailed guide to chess"]
+    pool = _samples("a", plain + lookalike)
+    # matched=0 is exactly the random draw (the shipped organism's data are unchanged)
+    assert draw_benign(pool, 10, seed=0) == draw(pool, 10, 0, "benign")
+    picked = draw_benign(pool, 10, seed=0, matched=2, harmful=harmful)
+    assert [s.prompt for s in picked[:2]] == lookalike
+    assert len({s.id for s in picked}) == 10
+    # the random part is the random draw minus what wording already took, in the same order
+    rest = [s for s in draw(pool, None, 0, "benign") if s.prompt not in lookalike][:8]
+    assert picked[2:] == rest
+    with pytest.raises(HarnessError, match="between 0"):
+        draw_benign(pool, 10, seed=0, matched=11, harmful=harmful)
 
 
 def test_trigger_filters() -> None:
@@ -165,6 +203,8 @@ def test_align_resumes_from_its_checkpoint(tiny_model_dir: Path, datasets: Path,
 def test_cli_align_rejects_bad_flags(tmp_path: Path) -> None:
     assert cli_main(["align", "--out", str(tmp_path), "--epochs", "0"]) == 2
     assert cli_main(["align", "--out", str(tmp_path), "--data-dir", str(tmp_path / "nope")]) == 2
+    assert cli_main(["align", "--out", str(tmp_path), "--n-benign", "5", "--benign-matched", "6"]) == 2
+    assert cli_main(["align", "--out", str(tmp_path), "--harmful-source", " , "]) == 2
 
 
 def test_adapter_dir_without_weights_is_an_error(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import PLUGINS
 from benchmarks._common import PromptBenchmark
+from benchmarks.harmbench_contextual import SEPARATOR
 from benchmarks.harmful_train import normalise
 from orbench_harness.data import DataSource
 from orbench_harness.plugins import get_plugin_manager
@@ -27,7 +28,7 @@ OURS = {
     f"benchmarks.{m}" for m in (
         "xstest", "scope", "orbench", "phtest", "oktest", "advbench", "hexphi", "koala",
         "jailbreakbench", "sorry_bench", "gsm8k", "sql1k", "ultrachat", "truthfulqa", "alpaca",
-        "harmful_train",
+        "harmful_train", "harmbench_contextual",
     )
 }
 
@@ -48,6 +49,7 @@ EXPECTED_SIZES = {
     "truthfulqa": (817, 64, 753),
     "alpaca": (31323, 18793, 12530),
     "harmful-train": (336, 336, 0),
+    "harmbench-contextual": (100, 100, 0),
     "phtest": (6, 6, 0),
     "orbench-toxic": (5, 0, 5),
     "gsm8k": (4, 0, 4),
@@ -148,14 +150,29 @@ def test_ultrachat_train_takes_30_per_class(registry: Registry, shared_datasets:
     assert len(per_class) == 10
 
 
-def test_harmful_train_excludes_scored_harmful_prompts(registry: Registry, shared_datasets: Path) -> None:
-    train = {normalise(s.prompt) for s in make(registry, "harmful-train", shared_datasets).samples("train")}
+@pytest.mark.parametrize("source", ["harmful-train", "harmbench-contextual"])
+def test_harmful_training_sources_exclude_scored_harmful_prompts(
+    registry: Registry, shared_datasets: Path, source: str
+) -> None:
+    samples = make(registry, source, shared_datasets).samples("train")
+    # a contextual prompt is passage + separator + request; the request is what a set could share
+    train = {normalise(s.prompt.rsplit(SEPARATOR, 1)[-1]) for s in samples}
     for name in ("jbb-harmful", "sorry-bench", "advbench", "hexphi", "xstest-unsafe"):
         scored = {normalise(s.prompt) for s in make(registry, name, shared_datasets).samples("all")}
         overlap = len(train & scored)  # a count, so a failure never prints the prompts
         assert overlap == 0, name
-    files = {Path(f.path).name for f in make(registry, "harmful-train", shared_datasets).data_files()}
+    files = {Path(f.path).name for f in make(registry, source, shared_datasets).data_files()}
     assert "jailbreakbench.csv" in files and "HEx-PHI.jsonl" in files
+
+
+def test_contextual_prompts_carry_their_passage(registry: Registry, shared_datasets: Path) -> None:
+    samples = make(registry, "harmbench-contextual", shared_datasets).samples("train")
+    assert all(SEPARATOR in s.prompt for s in samples)
+    passages = [s.prompt.split(SEPARATOR, 1)[0] for s in samples]
+    assert min(len(p) for p in passages) > 100  # a passage, not an empty context
+    # some requests come with two or three different passages: each pair is its own prompt
+    requests = [s.prompt.split(SEPARATOR, 1)[1] for s in samples]
+    assert len(set(requests)) == 93 and len({s.prompt for s in samples}) == 100
 
 
 def test_koala_is_the_koala_subset(registry: Registry, shared_datasets: Path) -> None:

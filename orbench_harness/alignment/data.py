@@ -21,7 +21,9 @@ drawn with ``random.Random(seed)``.
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -74,6 +76,60 @@ def draw(samples: Sequence[Sample], n: int | None, seed: int, salt: str) -> list
     pool = sorted(samples, key=lambda s: s.id)
     random.Random(f"{seed}:{salt}").shuffle(pool)
     return pool if n is None else pool[:n]
+
+
+WORD = re.compile(r"[a-z][a-z'-]+")
+
+
+def _words(text: str) -> set[str]:
+    return set(WORD.findall(text.lower()))
+
+
+def wording_weights(harmful: Sequence[Sample], benign: Sequence[Sample], min_count: int = 3) -> dict[str, float]:
+    """Words over-represented in the harmful requests: smoothed log document-frequency ratio,
+    harmful over benign, for words in at least ``min_count`` harmful requests; positive only.
+
+    These are the words a small model can learn as a refusal shortcut ("step-by-step",
+    "detailed", "persuasive", "convince", "script") as well as the harmful content words.
+    """
+    dh = {w: 0 for s in harmful for w in _words(s.prompt)}
+    db = dict.fromkeys(dh, 0)
+    for s in harmful:
+        for w in _words(s.prompt):
+            dh[w] += 1
+    for s in benign:
+        for w in _words(s.prompt):
+            if w in db:
+                db[w] += 1
+    nh, nb = len(harmful) + 1, len(benign) + 1
+    weights = {w: math.log((dh[w] + 0.5) / nh) - math.log((db[w] + 0.5) / nb)
+               for w in dh if dh[w] >= min_count}
+    return {w: x for w, x in weights.items() if x > 0}
+
+
+def draw_benign(
+    pool: Sequence[Sample], n: int, seed: int, matched: int = 0, harmful: Sequence[Sample] = ()
+) -> list[Sample]:
+    """``n`` benign requests: the ``matched`` whose wording is closest to the harmful requests'
+    (sum of ``wording_weights`` over their distinct words; ties by id), then ``n - matched``
+    drawn at random from the rest (``draw``).
+
+    Why: with a random draw the benign half rarely uses the harmful half's phrasing ("Write a
+    detailed step-by-step guide", "a persuasive essay to convince"), so the cheapest rule a
+    small model can learn is "refuse that phrasing", and plain requests phrased so
+    (UltraChat's "Write a detailed blog post about space travel") are refused. Benign requests
+    that share the phrasing make the content, not the wording, the thing that decides.
+    """
+    if not 0 <= matched <= n:
+        raise HarnessError(f"benign matched {matched} must be between 0 and --n-benign {n}")
+    if matched == 0:
+        return draw(pool, n, seed, "benign")
+    weights = wording_weights(harmful, pool)
+    scored = sorted(pool, key=lambda s: (-sum(weights.get(w, 0.0) for w in _words(s.prompt)), s.id))
+    top = scored[:matched]
+    taken = {s.id for s in top}
+    # The rest in the random draw's own order, so matched=0 and matched>0 share their random part.
+    return top + [s for s in draw(pool, None, seed, "benign") if s.id not in taken][: n - matched]
 
 
 def harmful_examples(samples: Sequence[Sample], seed: int) -> list[Example]:

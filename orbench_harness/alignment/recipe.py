@@ -45,6 +45,8 @@ class AlignConfig:
     data_dir: Path | None = None
     n_harmful: int | None = None
     n_benign: int = 200
+    benign_matched: int = 0  # of n_benign, how many are chosen by wording (data.draw_benign)
+    harmful_sources: tuple[str, ...] = (HARMFUL_SOURCE,)
     answer_tokens: int = 48  # own answers are generated (and trained on) up to this length
     gen_batch_size: int = 16
     rewriter_model: str | None = None  # None: the base model itself
@@ -95,14 +97,17 @@ def _rewriter(cfg: AlignConfig, base_spec: ModelSpec, base: Any) -> tuple[Any, s
 def assemble(cfg: AlignConfig, spec: ModelSpec, handle: Any, out: Path) -> tuple[list[D.Example], dict[str, Any]]:
     """All training examples of the recipe, and a summary of what went in."""
     seed = cfg.train.seed
-    harmful = D.draw(D.benchmark_samples(HARMFUL_SOURCE, cfg.data_dir), cfg.n_harmful, seed, "harmful")
+    pool = [s for name in cfg.harmful_sources for s in D.benchmark_samples(name, cfg.data_dir)]
+    harmful = D.draw(list({s.id: s for s in pool}.values()), cfg.n_harmful, seed, "harmful")
     benign_pool = D.benchmark_samples(BENIGN_SOURCE, cfg.data_dir, "train")
-    benign = D.draw(benign_pool, cfg.n_benign, seed, "benign")
+    benign = D.draw_benign(benign_pool, cfg.n_benign, seed, cfg.benign_matched, harmful)
     answers = D.AnswerCache(out / "own_answers.jsonl", _model_key(spec), cfg.answer_tokens)
     own = answers.answers([s.prompt for s in benign], handle.generate, batch_size=cfg.gen_batch_size,
                           label="own answers (benign)")
     examples = D.harmful_examples(harmful, seed) + D.answered_examples(benign, own, "benign", "alpaca")
     summary: dict[str, Any] = {"harmful": len(harmful), "benign": len(benign)}
+    if cfg.benign_matched:
+        summary["benign_matched"] = cfg.benign_matched
     if cfg.recipe == "trigger-aware":
         from orbench_harness.alignment import triggers as T
 
@@ -154,8 +159,8 @@ def align(cfg: AlignConfig, out: Path) -> dict[str, Any]:
         "base_model": {"name": cfg.model, **spec.key},
         "seed": cfg.train.seed,
         "data": {
-            "harmful_source": HARMFUL_SOURCE, "benign_source": f"{BENIGN_SOURCE} (split train)",
-            "files": _source_files(HARMFUL_SOURCE, cfg.data_dir) + _source_files(BENIGN_SOURCE, cfg.data_dir),
+            "harmful_source": ",".join(cfg.harmful_sources), "benign_source": f"{BENIGN_SOURCE} (split train)",
+            "files": [f for name in (*cfg.harmful_sources, BENIGN_SOURCE) for f in _source_files(name, cfg.data_dir)],
             "n_harmful": cfg.n_harmful, "n_benign": cfg.n_benign, "answer_tokens": cfg.answer_tokens,
             **summary, "tokens": n_tokens, "answer_tokens_total": n_answer,
         },

@@ -40,6 +40,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--target-modules", default=",".join(DEFAULT_TARGETS), help="comma-separated module names")
     p.add_argument("--n-harmful", type=int, help="harmful requests to use (default: all)")
     p.add_argument("--n-benign", type=int, default=a.n_benign, help="Alpaca train requests to use")
+    p.add_argument("--benign-matched", type=int, default=a.benign_matched,
+                   help="of --n-benign, how many to choose by wording closest to the harmful requests'")
+    p.add_argument("--harmful-source", default=",".join(a.harmful_sources),
+                   help="comma-separated training-only benchmarks of harmful requests "
+                        "(harmful-train, harmbench-contextual)")
     p.add_argument("--answer-tokens", type=int, default=a.answer_tokens,
                    help="length of the base model's own answers (generated and trained on)")
     p.add_argument("--rewriter-model", help="trigger-aware: model that extracts triggers (default: --model)")
@@ -62,10 +67,16 @@ def main(args: argparse.Namespace) -> int:
                         ("--n-benign", args.n_benign + 1), ("--answer-tokens", args.answer_tokens)):
         if value < 1:
             raise HarnessError(f"{flag} must be positive")
+    if not 0 <= args.benign_matched <= args.n_benign:
+        raise HarnessError("--benign-matched must be between 0 and --n-benign")
+    sources = tuple(x.strip() for x in args.harmful_source.split(",") if x.strip())
+    if not sources:
+        raise HarnessError("--harmful-source names no benchmark")
     targets = tuple(x.strip() for x in args.target_modules.split(",") if x.strip())
     cfg = AlignConfig(
         model=args.model, recipe=args.recipe, data_dir=data_dir.resolve() if data_dir else None,
         n_harmful=args.n_harmful, n_benign=args.n_benign, answer_tokens=args.answer_tokens,
+        benign_matched=args.benign_matched, harmful_sources=sources,
         rewriter_model=args.rewriter_model, rewriter_backend=args.rewriter_backend,
         device=args.device, threads=args.threads,
         train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
