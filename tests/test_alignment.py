@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from orbench_harness.alignment.data import (
     encode,
     wording_weights,
 )
+from orbench_harness.alignment.recipe import assemble
 from orbench_harness.alignment.refusals import REFUSALS, refusal_for
 from orbench_harness.alignment.triggers import SHOTS, check, clean, frame, rewriter_prompt
 from orbench_harness.backends.hf import HFBackend, HFModel
@@ -198,6 +200,25 @@ def test_align_resumes_from_its_checkpoint(tiny_model_dir: Path, datasets: Path,
     # other settings do not pick up that checkpoint
     other = align(_config(tiny_model_dir, datasets, lr=1e-3), out)
     assert other["training"]["resumed_from_epoch"] == 0
+    # nor do other data of the same size (half the benign requests chosen by wording)
+    matched = align(replace(_config(tiny_model_dir, datasets, lr=1e-3), benign_matched=2), out)
+    assert matched["training"]["resumed_from_epoch"] == 0
+    assert matched["data"]["benign_matched"] == 2
+    assert matched["data"]["example_ids_sha256"] != other["data"]["example_ids_sha256"]
+
+
+def test_align_takes_harmful_requests_from_every_source_named(
+    tiny: HFModel, tiny_model_dir: Path, datasets: Path, tmp_path: Path
+) -> None:
+    cfg = replace(_config(tiny_model_dir, datasets), n_harmful=None,
+                  harmful_sources=("harmful-train", "harmbench-contextual"))
+    examples, summary = assemble(cfg, tiny.spec, tiny, tmp_path)
+    harmful = [e for e in examples if e.kind == "harmful"]
+    assert summary["harmful"] == len(harmful) == 336 + 100
+    assert sum(1 for e in harmful if "\n\n---\n\n" in e.prompt) == 100  # each with its passage
+    assert len({e.id for e in examples}) == len(examples)
+    only, _ = assemble(replace(cfg, harmful_sources=("harmful-train",)), tiny.spec, tiny, tmp_path)
+    assert sum(1 for e in only if e.kind == "harmful") == 336
 
 
 def test_cli_align_rejects_bad_flags(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ order of epoch ``e`` depends only on (seed, e), continues exactly as if it had n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -143,6 +144,15 @@ def make_peft(model: Any, cfg: TrainConfig) -> Any:
     return get_peft_model(model, lcfg)
 
 
+def data_digest(data: Sequence[Encoded]) -> str:
+    """Identity of the training data (ids, tokens, labels), so a checkpoint is resumed only on
+    the very data it was trained on: two recipes can draw as many examples but different ones."""
+    h = hashlib.sha256()
+    for e in data:
+        h.update(json.dumps([e.id, e.input_ids, e.labels]).encode())
+    return h.hexdigest()
+
+
 def train(
     handle: Any,
     data: Sequence[Encoded],
@@ -182,9 +192,10 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
     epoch_losses: list[float] = []
     start_epoch = 0
     state_file = ckpt / "state.json"
+    digest = data_digest(data)
     if state_file.is_file():
         state = json.loads(state_file.read_text())
-        if state.get("config") == cfg.to_json() and state.get("n_examples") == len(data):
+        if state.get("config") == cfg.to_json() and state.get("data_sha256") == digest:
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(model, load_file(str(ckpt / "adapter_model.safetensors")))
@@ -218,7 +229,7 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
             losses += ep
             epoch_losses.append(sum(ep) / len(ep))
             log(f"epoch {epoch + 1}/{cfg.epochs}: mean loss {epoch_losses[-1]:.4f}")
-            _save_checkpoint(model, opt, ckpt, cfg, epoch + 1, len(data), losses, epoch_losses)
+            _save_checkpoint(model, opt, ckpt, cfg, epoch + 1, (len(data), digest), losses, epoch_losses)
     adapter_dir = out / "adapter"
     model.save_pretrained(adapter_dir, safe_serialization=True)
     model.eval()
@@ -227,7 +238,7 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
                        n_trainable, tuple(epoch_losses))
 
 
-def _save_checkpoint(model: Any, opt: Any, ckpt: Path, cfg: TrainConfig, epoch: int, n: int,
+def _save_checkpoint(model: Any, opt: Any, ckpt: Path, cfg: TrainConfig, epoch: int, data: tuple[int, str],
                      losses: list[float], epoch_losses: list[float]) -> None:
     """Adapter + optimizer + epoch, written to a temp dir and swapped in (kill-safe)."""
     import os
@@ -239,7 +250,7 @@ def _save_checkpoint(model: Any, opt: Any, ckpt: Path, cfg: TrainConfig, epoch: 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    state = {"epoch": epoch, "config": cfg.to_json(), "n_examples": n,
+    state = {"epoch": epoch, "config": cfg.to_json(), "n_examples": data[0], "data_sha256": data[1],
              "losses": losses, "epoch_losses": epoch_losses}
     (tmp / "state.json").write_text(json.dumps(state))
     old = ckpt.with_name(ckpt.name + ".old")
