@@ -47,8 +47,8 @@ def read_local(root: Path) -> list[Sample]:
             if s.meta["FunctionalCategory"] != "contextual" or not str(s.meta["ContextString"]).strip():
                 continue
             prompt = str(s.meta["ContextString"]).strip() + SEPARATOR + s.prompt
-            # the request alone decides contamination; a request HarmBench pairs with
-            # several passages (5 requests, 100 pairs from 93 requests) is several prompts
+            # the request alone decides contamination; HarmBench pairs some requests with
+            # more than one passage (93 requests, 100 pairs), and each pair is its own prompt
             if normalise(s.prompt) in banned or normalise(prompt) in seen:
                 continue
             seen.add(normalise(prompt))

@@ -24,6 +24,7 @@ import json
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,15 +93,8 @@ def wording_weights(harmful: Sequence[Sample], benign: Sequence[Sample], min_cou
     These are the words a small model can learn as a refusal shortcut ("step-by-step",
     "detailed", "persuasive", "convince", "script") as well as the harmful content words.
     """
-    dh = {w: 0 for s in harmful for w in _words(s.prompt)}
-    db = dict.fromkeys(dh, 0)
-    for s in harmful:
-        for w in _words(s.prompt):
-            dh[w] += 1
-    for s in benign:
-        for w in _words(s.prompt):
-            if w in db:
-                db[w] += 1
+    dh = Counter(w for s in harmful for w in _words(s.prompt))
+    db = Counter(w for s in benign for w in _words(s.prompt))
     nh, nb = len(harmful) + 1, len(benign) + 1
     weights = {w: math.log((dh[w] + 0.5) / nh) - math.log((db[w] + 0.5) / nb)
                for w in dh if dh[w] >= min_count}
