@@ -48,12 +48,13 @@ def _shift(cfg: ActorConfig, h: torch.Tensor, r: torch.Tensor, signs: torch.Tens
     harmful, -1 benign), so a query already on its own side is not shifted at all.
     ``sign=hinge_benign`` does that for benign queries only; harmful ones are shifted by their
     full distance from the midpoint, so every harmful query keeps pulling towards refusal.
-    ``sign=hinge_keep`` shifts as ``hinge`` does; its retain targets are set in ``train``.
+    ``sign=hinge_keep`` and ``hinge_keep_harmful`` shift as ``hinge`` does; their retain
+    targets are set in ``train``.
     """
     if cfg.targets == "uniform":
         return cfg.beta * r.expand_as(h)
     direction = r / r.norm() if cfg.projection == "unit" else r
-    if cfg.sign in ("hinge", "hinge_benign", "hinge_keep"):
+    if cfg.sign in ("hinge", "hinge_benign", "hinge_keep", "hinge_keep_harmful", "hinge_band"):
         if signs is None or mid is None:
             raise ValueError(f"sign={cfg.sign} needs the query classes and the anchor midpoint")
         centred = (h - mid) @ direction
@@ -88,7 +89,9 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     signs = torch.tensor(data.signs, dtype=torch.float32)
     history: list[dict[str, float]] = []
     k = _positions(hf, cfg, data, rows)
-    kept = _original_outputs(hf, rows, layer, k, cfg.batch_size) if cfg.sign == "hinge_keep" else None
+    retain = cfg.sign in ("hinge_keep", "hinge_keep_harmful", "hinge_band")
+    kept = _original_outputs(hf, rows, layer, k, cfg.batch_size) if retain else None
+    above = _above_band(hf, cfg, data, kept, signs, layer, k) if kept is not None and cfg.sign == "hinge_band" else None
     start_epoch = _resume(ctx.artifact_dir, params, names, opt, history)
     try:
         with progress() as prog:
@@ -108,10 +111,18 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                     h0 = h.detach()
                     sign = signs[idx].to(h0.device)
                     shift = torch.stack([_shift(cfg, h0[:, j], r[j], sign, mid[j]) for j in range(k)], dim=1)
+                    if above is not None:  # nothing above the band is shifted
+                        shift = shift.masked_fill(above[idx].to(h0.device)[..., None], 0.0)
                     target = h0 + sign[:, None, None] * shift
-                    if kept is not None:  # queries on their own side stay where the original model put them
-                        still = (shift.norm(dim=-1) == 0)[..., None]
-                        target = kept[idx].to(h0.device).where(still, target)
+                    if kept is not None:  # held queries stay where the original model put them
+                        harmful = sign[:, None] > 0
+                        if above is not None:
+                            still = above[idx].to(h0.device) & harmful
+                        else:
+                            still = shift.norm(dim=-1) == 0
+                            if cfg.sign == "hinge_keep_harmful":
+                                still = still & harmful
+                        target = kept[idx].to(h0.device).where(still[..., None], target)
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
@@ -152,7 +163,7 @@ def _positions(hf: HFModel, cfg: ActorConfig, data: TrainData, rows: list[list[i
 
 
 def _original_outputs(hf: HFModel, rows: list[list[int]], layer: int, k: int, batch_size: int) -> torch.Tensor:
-    """The untrained block's output for every training query (``sign=hinge_keep``'s anchors).
+    """The untrained block's output for every training query (the ``hinge_keep*`` anchors).
 
     Computed before any checkpoint is restored, so a resumed run anchors to the same points.
     """
@@ -160,6 +171,25 @@ def _original_outputs(hf: HFModel, rows: list[list[int]], layer: int, k: int, ba
 
     parts = [block_output_tail(hf, rows[i : i + batch_size], layer, k) for i in range(0, len(rows), batch_size)]
     return torch.cat(parts)
+
+
+def _above_band(hf: HFModel, cfg: ActorConfig, data: TrainData, kept: torch.Tensor, signs: torch.Tensor,
+                layer: int, k: int) -> torch.Tensor:
+    """``sign=hinge_band``: which queries project above the ``band`` quantile of the harmful
+    queries' projections, [n, k] bool, on the untrained model's unit r from its anchor midpoint.
+
+    Computed from the untrained outputs before any checkpoint is restored, so a resumed run
+    splits the queries the same way.
+    """
+    import torch
+
+    from methods.actor import anchor_means_tail
+
+    r, mid = anchor_means_tail(hf, data, layer, k)
+    c = ((kept - mid[None]) * (r / r.norm(dim=-1, keepdim=True))[None]).sum(dim=-1)  # [n, k]
+    q = torch.quantile(c[signs > 0], cfg.band, dim=0)  # [k]
+    above: torch.Tensor = c > q[None]
+    return above
 
 
 def _cfg_json(cfg: ActorConfig) -> dict[str, Any]:

@@ -22,9 +22,15 @@ Where the paper is silent or this implementation departs from it:
   harmful query by its full distance from the midpoint; ``sign=hinge_keep`` is ``hinge`` whose
   unshifted queries target the untrained block's output for them instead of their current one,
   so the block must move the misplaced queries without moving the rest (a retain term, ours;
-  methods/ACTOR_SWEEP.md has its validation points). ``projection=raw`` (default) multiplies the raw,
-  unnormalised r (the only reading under which the paper's tiny alphas make sense);
-  ``projection=unit`` uses r/|r| for both the projection and the shift.
+  methods/ACTOR_SWEEP.md has its validation points); ``sign=hinge_keep_harmful`` retains only
+  the harmful queries on their own side and leaves the benign ones free, as ``hinge`` does.
+  ``sign=hinge_band`` (ours) splits the queries at the ``band`` quantile of the harmful
+  training queries' projections under the untrained model: above it, harmful queries are held
+  at their original outputs and nothing is shifted; below it, ``hinge``. The blunt requests
+  sit far above the look-alikes along r (``bench/separability.py``), so the block may move the
+  look-alikes and the borderline harmful queries while learning to leave the blunt ones alone.
+  ``projection=raw`` (default) multiplies the raw, unnormalised r (the only reading under
+  which the paper's tiny alphas make sense); ``projection=unit`` uses r/|r| for both the projection and the shift.
 - Positions: METHODS.md 1.0 assumes the last post-instruction token (``positions=last``, the
   default). ``positions=post_instruction`` applies r, the targets and the loss at every token
   of the chat template's post-instruction suffix (the tokens all training prompts end with),
@@ -88,7 +94,8 @@ class ActorConfig:
     lr: float = 1e-5
     epochs: int = 3
     batch_size: int = 8
-    sign: Literal["magnitude", "signed", "hinge", "hinge_benign", "hinge_keep"] = "magnitude"
+    sign: Literal["magnitude", "signed", "hinge", "hinge_benign", "hinge_keep", "hinge_keep_harmful",
+                  "hinge_band"] = "magnitude"
     projection: Literal["raw", "unit"] = "raw"
     recompute: Literal["epoch", "step"] = "epoch"
     targets: Literal["calibrated", "uniform"] = "calibrated"
@@ -102,12 +109,15 @@ class ActorConfig:
     pseudo_sources: str = "xstest,scope,orbench-hard,phtest"
     weight_decay: float = 0.0
     positions: Literal["last", "post_instruction"] = field(default="last", metadata=ADDED_LATER)
+    band: float = field(default=0.5, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.layer != "auto" and not self.layer.lstrip("-").isdigit():
             raise ValueError(f"layer must be 'auto' or an integer (got {self.layer!r})")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if not 0 < self.band < 1:
+            raise ValueError(f"band is a quantile of the harmful queries' projections, in (0, 1) (got {self.band})")
 
 
 @dataclass(frozen=True, slots=True)

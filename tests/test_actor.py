@@ -104,6 +104,10 @@ def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
         assert create({key: value}, _env()).fingerprint() != base, key
     # an option added after release, left at its default, keeps cached artifacts' fingerprints
     assert create({"positions": "last"}, _env()).fingerprint() == base
+    assert create({"band": "0.5"}, _env()).fingerprint() == base
+    assert create({"band": "0.7"}, _env()).fingerprint() != base
+    with pytest.raises(HarnessError, match="band is a quantile"):
+        create({"band": "1.5"}, _env())
     assert create({}, _env(seed=1)).fingerprint() != base  # different sampled data
     with pytest.raises(HarnessError, match="no option 'alpah'; did you mean alpha"):
         create({"alpah": "1"}, _env())
@@ -175,6 +179,61 @@ def test_hinge_keep_holds_well_placed_queries_at_their_original_outputs(hf: HFMo
         return float((h - h0)[placed].norm(dim=-1).mean())
 
     assert drift("hinge_keep") < drift("hinge")
+
+
+def test_hinge_keep_harmful_holds_only_the_harmful_side(hf: HFModel, tmp_path: Path) -> None:
+    """``sign=hinge_keep_harmful``: well-placed harmful queries drift less than under ``hinge``,
+    while well-placed benign ones, no longer held, drift more than under ``hinge_keep``."""
+    from methods.actor import anchor_means
+
+    args = {"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}
+    base = create({**args, "sign": "hinge"}, _env())
+    r, mid = anchor_means(hf, base.data, 1)
+    rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
+    signs = torch.tensor(base.data.signs, dtype=torch.float32)
+    h0 = block_output_last_token(hf, rows, 1)
+    placed = (-signs * ((h0 - mid) @ r)) <= 0
+    harmful, benign = placed & (signs > 0), placed & (signs < 0)
+    assert int(harmful.sum()) > 0 and int(benign.sum()) > 0
+
+    drifts = {}
+    for sign in ("hinge", "hinge_keep", "hinge_keep_harmful"):
+        actor = create({**args, "sign": sign}, _env())
+        art = actor.prepare(hf, _ctx(tmp_path / sign))
+        with actor.apply(hf, art):
+            d = (block_output_last_token(hf, rows, 1) - h0).norm(dim=-1)
+        drifts[sign] = (float(d[harmful].mean()), float(d[benign].mean()))
+    assert drifts["hinge_keep_harmful"][0] < drifts["hinge"][0]
+    assert drifts["hinge_keep_harmful"][1] > drifts["hinge_keep"][1]
+
+
+def test_hinge_band_holds_the_blunt_harmful_queries_and_moves_the_rest(hf: HFModel, tmp_path: Path) -> None:
+    """``sign=hinge_band``: harmful queries above the band's quantile drift less than under
+    ``hinge``, while misplaced queries below it are still pulled back across the midpoint."""
+    from methods.actor import anchor_means
+
+    args = {"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1", "band": "0.5"}
+    base = create({**args, "sign": "hinge"}, _env())
+    r, mid = anchor_means(hf, base.data, 1)
+    rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
+    signs = torch.tensor(base.data.signs, dtype=torch.float32)
+    h0 = block_output_last_token(hf, rows, 1)
+    c0 = (h0 - mid) @ (r / r.norm())
+    high = (signs > 0) & (c0 > torch.quantile(c0[signs > 0], 0.5))
+    low_wrong = (c0 <= torch.quantile(c0[signs > 0], 0.5)) & ((-signs * c0) > 0)
+    assert int(high.sum()) > 0 and int(low_wrong.sum()) > 0
+
+    def trained(sign: str) -> torch.Tensor:
+        actor = create({**args, "sign": sign}, _env())
+        art = actor.prepare(hf, _ctx(tmp_path / sign))
+        with actor.apply(hf, art):
+            return block_output_last_token(hf, rows, 1)
+
+    h_hinge, h_band = trained("hinge"), trained("hinge_band")
+    drift = {name: float((h - h0)[high].norm(dim=-1).mean()) for name, h in (("hinge", h_hinge), ("band", h_band))}
+    assert drift["band"] < drift["hinge"]
+    wrong = lambda h: float((-signs * ((h - mid) @ r)).clamp(min=0)[low_wrong].sum())  # noqa: E731
+    assert wrong(h_band) < wrong(h0)
 
 
 def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path) -> None:
