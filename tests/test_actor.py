@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -157,26 +158,52 @@ def test_hinge_training_pulls_wrong_side_queries_back(hf: HFModel, tmp_path: Pat
     assert after < before
 
 
-def test_hinge_keep_holds_well_placed_queries_at_their_original_outputs(hf: HFModel, tmp_path: Path) -> None:
-    """``sign=hinge_keep``: queries already on their own side drift less from the untrained
-    block's output than under plain ``hinge`` (which leaves them free), at the same settings."""
+_HINGE_ARGS = {"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}
+
+
+@dataclass(frozen=True)
+class _Untrained:
+    """The hinge tests' training queries under the untrained tiny model (layer 1)."""
+
+    rows: list[list[int]]
+    signs: torch.Tensor
+    h0: torch.Tensor  # block outputs, last token
+    r: torch.Tensor
+    mid: torch.Tensor
+
+    @property
+    def centred(self) -> torch.Tensor:
+        """Each query's projection on the unit r, from the anchor midpoint."""
+        return (self.h0 - self.mid) @ (self.r / self.r.norm())
+
+
+def _untrained(hf: HFModel) -> _Untrained:
     from methods.actor import anchor_means
 
-    args = {"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}
-    base = create({**args, "sign": "hinge"}, _env())
+    base = create({**_HINGE_ARGS, "sign": "hinge"}, _env())
     r, mid = anchor_means(hf, base.data, 1)
     rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
     signs = torch.tensor(base.data.signs, dtype=torch.float32)
-    h0 = block_output_last_token(hf, rows, 1)
-    placed = (-signs * ((h0 - mid) @ r)) <= 0
-    assert 0 < int(placed.sum()) < len(rows)
+    return _Untrained(rows, signs, block_output_last_token(hf, rows, 1), r, mid)
+
+
+def _trained_outputs(hf: HFModel, u: _Untrained, sign: str, tmp_path: Path) -> torch.Tensor:
+    """The training queries' block outputs after ACTOR trained with ``sign``."""
+    actor = create({**_HINGE_ARGS, "sign": sign}, _env())
+    art = actor.prepare(hf, _ctx(tmp_path / sign))
+    with actor.apply(hf, art):
+        return block_output_last_token(hf, u.rows, 1)
+
+
+def test_hinge_keep_holds_well_placed_queries_at_their_original_outputs(hf: HFModel, tmp_path: Path) -> None:
+    """``sign=hinge_keep``: queries already on their own side drift less from the untrained
+    block's output than under plain ``hinge`` (which leaves them free), at the same settings."""
+    u = _untrained(hf)
+    placed = (-u.signs * u.centred) <= 0
+    assert 0 < int(placed.sum()) < len(u.rows)
 
     def drift(sign: str) -> float:
-        actor = create({**args, "sign": sign}, _env())
-        art = actor.prepare(hf, _ctx(tmp_path / sign))
-        with actor.apply(hf, art):
-            h = block_output_last_token(hf, rows, 1)
-        return float((h - h0)[placed].norm(dim=-1).mean())
+        return float((_trained_outputs(hf, u, sign, tmp_path) - u.h0)[placed].norm(dim=-1).mean())
 
     assert drift("hinge_keep") < drift("hinge")
 
@@ -184,56 +211,37 @@ def test_hinge_keep_holds_well_placed_queries_at_their_original_outputs(hf: HFMo
 def test_hinge_keep_harmful_holds_only_the_harmful_side(hf: HFModel, tmp_path: Path) -> None:
     """``sign=hinge_keep_harmful``: well-placed harmful queries drift less than under ``hinge``,
     while well-placed benign ones, no longer held, drift more than under ``hinge_keep``."""
-    from methods.actor import anchor_means
-
-    args = {"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}
-    base = create({**args, "sign": "hinge"}, _env())
-    r, mid = anchor_means(hf, base.data, 1)
-    rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
-    signs = torch.tensor(base.data.signs, dtype=torch.float32)
-    h0 = block_output_last_token(hf, rows, 1)
-    placed = (-signs * ((h0 - mid) @ r)) <= 0
-    harmful, benign = placed & (signs > 0), placed & (signs < 0)
+    u = _untrained(hf)
+    placed = (-u.signs * u.centred) <= 0
+    harmful, benign = placed & (u.signs > 0), placed & (u.signs < 0)
     assert int(harmful.sum()) > 0 and int(benign.sum()) > 0
 
     drifts = {}
     for sign in ("hinge", "hinge_keep", "hinge_keep_harmful"):
-        actor = create({**args, "sign": sign}, _env())
-        art = actor.prepare(hf, _ctx(tmp_path / sign))
-        with actor.apply(hf, art):
-            d = (block_output_last_token(hf, rows, 1) - h0).norm(dim=-1)
+        d = (_trained_outputs(hf, u, sign, tmp_path) - u.h0).norm(dim=-1)
         drifts[sign] = (float(d[harmful].mean()), float(d[benign].mean()))
     assert drifts["hinge_keep_harmful"][0] < drifts["hinge"][0]
     assert drifts["hinge_keep_harmful"][1] > drifts["hinge_keep"][1]
 
 
 def test_hinge_band_holds_the_blunt_harmful_queries_and_moves_the_rest(hf: HFModel, tmp_path: Path) -> None:
-    """``sign=hinge_band``: harmful queries above the band's quantile drift less than under
-    ``hinge``, while misplaced queries below it are still pulled back across the midpoint."""
-    from methods.actor import anchor_means
-
-    args = {"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1", "band": "0.5"}
-    base = create({**args, "sign": "hinge"}, _env())
-    r, mid = anchor_means(hf, base.data, 1)
-    rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
-    signs = torch.tensor(base.data.signs, dtype=torch.float32)
-    h0 = block_output_last_token(hf, rows, 1)
-    c0 = (h0 - mid) @ (r / r.norm())
-    high = (signs > 0) & (c0 > torch.quantile(c0[signs > 0], 0.5))
-    low_wrong = (c0 <= torch.quantile(c0[signs > 0], 0.5)) & ((-signs * c0) > 0)
+    """``sign=hinge_band`` (default band 0.5): harmful queries above the median harmful
+    projection drift less than under ``hinge``, while misplaced queries below it are still
+    pulled back across the midpoint."""
+    u = _untrained(hf)
+    c0 = u.centred
+    q = torch.quantile(c0[u.signs > 0], 0.5)
+    high = (u.signs > 0) & (c0 > q)
+    low_wrong = (c0 <= q) & ((-u.signs * c0) > 0)
     assert int(high.sum()) > 0 and int(low_wrong.sum()) > 0
 
-    def trained(sign: str) -> torch.Tensor:
-        actor = create({**args, "sign": sign}, _env())
-        art = actor.prepare(hf, _ctx(tmp_path / sign))
-        with actor.apply(hf, art):
-            return block_output_last_token(hf, rows, 1)
+    h_hinge, h_band = (_trained_outputs(hf, u, sign, tmp_path) for sign in ("hinge", "hinge_band"))
+    assert (h_band - u.h0)[high].norm(dim=-1).mean() < (h_hinge - u.h0)[high].norm(dim=-1).mean()
 
-    h_hinge, h_band = trained("hinge"), trained("hinge_band")
-    drift = {name: float((h - h0)[high].norm(dim=-1).mean()) for name, h in (("hinge", h_hinge), ("band", h_band))}
-    assert drift["band"] < drift["hinge"]
-    wrong = lambda h: float((-signs * ((h - mid) @ r)).clamp(min=0)[low_wrong].sum())  # noqa: E731
-    assert wrong(h_band) < wrong(h0)
+    def wrong(h: torch.Tensor) -> float:
+        return float((-u.signs * ((h - u.mid) @ u.r)).clamp(min=0)[low_wrong].sum())
+
+    assert wrong(h_band) < wrong(u.h0)
 
 
 def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path) -> None:
