@@ -26,11 +26,13 @@ Where the paper is silent or this implementation departs from it:
   the harmful queries on their own side and leaves the benign ones free, as ``hinge`` does.
   ``sign=hinge_band`` (ours) splits the queries at the ``band`` quantile of the harmful
   training queries' projections under the untrained model: above it, harmful queries are held
-  at their original outputs and nothing is shifted; below it, ``hinge``. The blunt requests
-  sit far above the look-alikes along r (``bench/separability.py``), so the block may move the
-  look-alikes and the borderline harmful queries while learning to leave the blunt ones alone.
+  at their original outputs and nothing is shifted; below it, ``hinge``. Blunt requests such
+  as AdvBench's sit far from the look-alikes at the middle layer (``bench/separability.py``),
+  so the block might move the look-alikes while leaving the blunt requests alone; on
+  validation neither retain variant moved compliance by more than 7 points.
   ``projection=raw`` (default) multiplies the raw, unnormalised r (the only reading under
-  which the paper's tiny alphas make sense); ``projection=unit`` uses r/|r| for both the projection and the shift.
+  which the paper's tiny alphas make sense); ``projection=unit`` uses r/|r| for both the
+  projection and the shift.
 - Positions: METHODS.md 1.0 assumes the last post-instruction token (``positions=last``, the
   default). ``positions=post_instruction`` applies r, the targets and the loss at every token
   of the chat template's post-instruction suffix (the tokens all training prompts end with),
