@@ -83,6 +83,7 @@ def main() -> None:
 
     import torch
 
+    from methods._actlib import mean_difference
     from orbench_harness.backends.hf import HFBackend
     from orbench_harness.data import DataSource
     from orbench_harness.registry import Registry
@@ -109,7 +110,7 @@ def main() -> None:
             y = torch.cat([torch.ones(len(xh)), torch.zeros(len(xl))]).double()
             mu, sd = x.mean(0), x.std(0).clamp(min=1e-6)
             w = logistic((x - mu) / sd, y)[:-1]
-            r = xh[:, layer].mean(0) - xl[:, layer].mean(0)
+            r = mean_difference(xh[:, layer], xl[:, layer])
             cells = []
             for benign, bad in test.values():
                 cells.append(auc(bad[:, layer] @ r, benign[:, layer] @ r))
@@ -125,11 +126,11 @@ def main() -> None:
 
 
 def states(hf: HFModel, samples: list[Sample]) -> torch.Tensor:
-    """Residual stream after each block at the last prompt token, [n, n_layers, d], float64.
+    """Block outputs at the last prompt token for every layer, float64 (the last one is read
+    after the final norm, as transformers returns it)."""
+    from methods._actlib import all_layers_last_token, prompts_of
 
-    transformers applies the final norm to the last entry, so the last layer is read after it.
-    """
-    return hf.hidden_states([s.as_prompt() for s in samples], batch_size=16)[:, 1:, :].double()
+    return all_layers_last_token(hf, prompts_of(samples)).double()
 
 
 if __name__ == "__main__":

@@ -111,17 +111,14 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                     h0 = h.detach()
                     sign = signs[idx].to(h0.device)
                     shift = torch.stack([_shift(cfg, h0[:, j], r[j], sign, mid[j]) for j in range(k)], dim=1)
-                    if above is not None:  # nothing above the band is shifted
-                        shift = shift.masked_fill(above[idx].to(h0.device)[..., None], 0.0)
+                    band = above[idx].to(h0.device) if above is not None else None
+                    if band is not None:  # nothing above the band is shifted
+                        shift = shift.masked_fill(band[..., None], 0.0)
                     target = h0 + sign[:, None, None] * shift
                     if kept is not None:  # held queries stay where the original model put them
-                        harmful = sign[:, None] > 0
-                        if above is not None:
-                            still = above[idx].to(h0.device) & harmful
-                        else:
-                            still = shift.norm(dim=-1) == 0
-                            if cfg.sign == "hinge_keep_harmful":
-                                still = still & harmful
+                        still = band if band is not None else shift.norm(dim=-1) == 0
+                        if cfg.sign != "hinge_keep":  # the harmful side only
+                            still = still & (sign[:, None] > 0)
                         target = kept[idx].to(h0.device).where(still[..., None], target)
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
                     opt.zero_grad()
