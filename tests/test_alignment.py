@@ -221,6 +221,19 @@ def test_align_takes_harmful_requests_from_every_source_named(
     assert sum(1 for e in only if e.kind == "harmful") == 336
 
 
+def test_align_drops_the_harmful_requests_of_a_named_origin(
+    tiny: HFModel, tiny_model_dir: Path, datasets: Path, tmp_path: Path
+) -> None:
+    cfg = replace(_config(tiny_model_dir, datasets), n_harmful=None, drop_origins=("malicious_instruct",))
+    examples, summary = assemble(cfg, tiny.spec, tiny, tmp_path)
+    harmful = [e for e in examples if e.kind == "harmful"]
+    assert summary["harmful"] == len(harmful) == 236 and summary["dropped_origins"] == ["malicious_instruct"]
+    assert not any(e.id.startswith("harmful/malicious-") for e in harmful)
+    assert {e.id.split("/")[1].split("-")[0] for e in harmful} == {"tdc", "harmbench"}
+    with pytest.raises(HarnessError, match="no harmful request has that origin"):
+        assemble(replace(cfg, drop_origins=("malicious",)), tiny.spec, tiny, tmp_path)
+
+
 def test_cli_align_rejects_bad_flags(tmp_path: Path) -> None:
     assert cli_main(["align", "--out", str(tmp_path), "--epochs", "0"]) == 2
     assert cli_main(["align", "--out", str(tmp_path), "--data-dir", str(tmp_path / "nope")]) == 2

@@ -47,6 +47,7 @@ class AlignConfig:
     n_benign: int = 200
     benign_matched: int = 0  # of n_benign, how many are chosen by wording (data.draw_benign)
     harmful_sources: tuple[str, ...] = (HARMFUL_SOURCE,)
+    drop_origins: tuple[str, ...] = ()  # harmful requests whose meta "origin" is one of these are left out
     answer_tokens: int = 48  # own answers are generated (and trained on) up to this length
     gen_batch_size: int = 16
     rewriter_model: str | None = None  # None: the base model itself
@@ -94,10 +95,23 @@ def _rewriter(cfg: AlignConfig, base_spec: ModelSpec, base: Any) -> tuple[Any, s
     return backend.load(spec).generate, _model_key(spec)
 
 
+def _drop_origins(pool: list[Sample], origins: tuple[str, ...]) -> list[Sample]:
+    """The pool without the requests of the named origins (e.g. ``malicious_instruct``): tests
+    whether one source's phrasing, rather than its number of requests, drives over-refusal.
+    A name no request carries is an error rather than a silent no-op."""
+    present = {str(s.meta.get("origin")) for s in pool if s.meta.get("origin")}
+    unknown = sorted(set(origins) - present)
+    if unknown:
+        raise HarnessError(f"--drop-origin {', '.join(unknown)}: no harmful request has that origin "
+                           f"(origins: {', '.join(sorted(present)) or 'none'})")
+    return [s for s in pool if s.meta.get("origin") not in origins]
+
+
 def assemble(cfg: AlignConfig, spec: ModelSpec, handle: Any, out: Path) -> tuple[list[D.Example], dict[str, Any]]:
     """All training examples of the recipe, and a summary of what went in."""
     seed = cfg.train.seed
-    pool = [s for name in cfg.harmful_sources for s in D.benchmark_samples(name, cfg.data_dir)]
+    pool = _drop_origins([s for name in cfg.harmful_sources for s in D.benchmark_samples(name, cfg.data_dir)],
+                         cfg.drop_origins)
     harmful = D.draw(list({s.id: s for s in pool}.values()), cfg.n_harmful, seed, "harmful")
     benign_pool = D.benchmark_samples(BENIGN_SOURCE, cfg.data_dir, "train")
     benign = D.draw_benign(benign_pool, cfg.n_benign, seed, cfg.benign_matched, harmful)
@@ -108,6 +122,8 @@ def assemble(cfg: AlignConfig, spec: ModelSpec, handle: Any, out: Path) -> tuple
     summary: dict[str, Any] = {"harmful": len(harmful), "benign": len(benign)}
     if cfg.benign_matched:
         summary["benign_matched"] = cfg.benign_matched
+    if cfg.drop_origins:
+        summary["dropped_origins"] = list(cfg.drop_origins)
     if cfg.recipe == "trigger-aware":
         from orbench_harness.alignment import triggers as T
 

@@ -45,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--harmful-source", default=",".join(a.harmful_sources),
                    help="comma-separated training-only benchmarks of harmful requests "
                         "(harmful-train, harmbench-contextual)")
+    p.add_argument("--drop-origin", action="append", default=[], metavar="ORIGIN",
+                   help="leave out the harmful requests of this origin (repeatable; e.g. malicious_instruct)")
     p.add_argument("--answer-tokens", type=int, default=a.answer_tokens,
                    help="length of the base model's own answers (generated and trained on)")
     p.add_argument("--rewriter-model", help="trigger-aware: model that extracts triggers (default: --model)")
@@ -77,6 +79,7 @@ def main(args: argparse.Namespace) -> int:
         model=args.model, recipe=args.recipe, data_dir=data_dir.resolve() if data_dir else None,
         n_harmful=args.n_harmful, n_benign=args.n_benign, answer_tokens=args.answer_tokens,
         benign_matched=args.benign_matched, harmful_sources=sources,
+        drop_origins=tuple(args.drop_origin),
         rewriter_model=args.rewriter_model, rewriter_backend=args.rewriter_backend,
         device=args.device, threads=args.threads,
         train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
