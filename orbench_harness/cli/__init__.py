@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.report",
     "orbench_harness.cli.compare",
     "orbench_harness.cli.align",
+    "orbench_harness.cli.soup",
     "orbench_harness.cli.profile",
     "orbench_harness.cli.judge_eval",
     "orbench_harness.cli.serve",
