@@ -25,6 +25,7 @@ from orbench_harness.alignment.refusals import REFUSALS, refusal_for
 from orbench_harness.alignment.triggers import SHOTS, check, clean, frame, rewriter_prompt
 from orbench_harness.backends.hf import HFBackend, HFModel
 from orbench_harness.cli import main as cli_main
+from orbench_harness.cli.align import parse_layers
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import ORGANISMS_DIR, resolve
 from orbench_harness.types import GenParams, Label, Prompt, Sample
@@ -232,6 +233,28 @@ def test_align_drops_the_harmful_requests_of_a_named_origin(
     assert {e.id.split("/")[1].split("-")[0] for e in harmful} == {"tdc", "harmbench"}
     with pytest.raises(HarnessError, match="no harmful request has that origin"):
         assemble(replace(cfg, drop_origins=("malicious",)), tiny.spec, tiny, tmp_path)
+
+
+def test_align_layers_puts_lora_only_on_the_named_blocks(
+    tiny_model_dir: Path, datasets: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    cfg = _config(tiny_model_dir, datasets, lr=5e-2)
+    rec = align(replace(cfg, train=replace(cfg.train, layers=(2, 3))), tmp_path / "late")
+    keys = load_file(str(tmp_path / "late" / "adapter" / "adapter_model.safetensors"))
+    assert keys and {k.split(".layers.")[1].split(".")[0] for k in keys} == {"2", "3"}
+    assert rec["training"]["layers"] == [2, 3]
+    assert "layers" not in align(cfg, tmp_path / "all")["training"]  # all-block records unchanged
+    with pytest.raises(HarnessError, match="block 4 does not exist"):
+        align(replace(cfg, train=replace(cfg.train, layers=(4,))), tmp_path / "bad")
+
+
+def test_parse_layers() -> None:
+    assert parse_layers("2-4,0") == (0, 2, 3, 4)
+    for bad in ("a", "4-2", "-1", "1-"):
+        with pytest.raises(HarnessError, match="--layers"):
+            parse_layers(bad)
 
 
 def test_cli_align_rejects_bad_flags(tmp_path: Path) -> None:

@@ -60,11 +60,17 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     bucket_batches: int = 8  # batches per length-sorted bucket
+    layers: tuple[int, ...] = ()  # blocks that get LoRA modules; empty: every block
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form for recipe.json and the checkpoint's compatibility check."""
+        """JSON-able form for recipe.json and the checkpoint's compatibility check (``layers``
+        only when set, so records of all-block builds stay as they were)."""
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
+        if self.layers:
+            d["layers"] = list(self.layers)
+        else:
+            del d["layers"]
         return d
 
 
@@ -139,8 +145,13 @@ def make_peft(model: Any, cfg: TrainConfig) -> Any:
     if missing:
         raise HarnessError(f"--target-modules: {missing[0]!r} is not a module of {type(model).__name__}")
     torch.manual_seed(cfg.seed)
+    n_blocks = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    bad = [i for i in cfg.layers if not 0 <= i < n_blocks]
+    if bad:
+        raise HarnessError(f"--layers: block {bad[0]} does not exist (the model has {n_blocks})")
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
-                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
+                      layers_to_transform=list(cfg.layers) or None)
     return get_peft_model(model, lcfg)
 
 

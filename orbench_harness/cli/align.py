@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--lora-r", type=int, default=t.lora_r)
     p.add_argument("--lora-alpha", type=int, default=t.lora_alpha)
     p.add_argument("--target-modules", default=",".join(DEFAULT_TARGETS), help="comma-separated module names")
+    p.add_argument("--layers", help="blocks that get LoRA modules, e.g. 20-29 or 0,5,10 (default: every block)")
     p.add_argument("--n-harmful", type=int, help="harmful requests to use (default: all)")
     p.add_argument("--n-benign", type=int, default=a.n_benign, help="Alpaca train requests to use")
     p.add_argument("--benign-matched", type=int, default=a.benign_matched,
@@ -54,6 +55,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
     p.set_defaults(func=main)
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    """``20-29`` or ``0,5,10`` (or a mix) as sorted block indices; malformed text is an error."""
+    out: set[int] = set()
+    for part in (x.strip() for x in text.split(",")):
+        try:
+            lo, dash, hi = part.partition("-")
+            a, b = int(lo), int(hi) if dash else int(lo)
+        except ValueError:
+            raise HarnessError(f"--layers: {part!r} is not a block index or a range like 20-29") from None
+        if a < 0 or b < a:
+            raise HarnessError(f"--layers: {part!r} is not a range of block indices")
+        out.update(range(a, b + 1))
+    return tuple(sorted(out))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -75,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
     if not sources:
         raise HarnessError("--harmful-source names no benchmark")
     targets = tuple(x.strip() for x in args.target_modules.split(",") if x.strip())
+    layers = parse_layers(args.layers) if args.layers else ()
     cfg = AlignConfig(
         model=args.model, recipe=args.recipe, data_dir=data_dir.resolve() if data_dir else None,
         n_harmful=args.n_harmful, n_benign=args.n_benign, answer_tokens=args.answer_tokens,
@@ -83,7 +100,8 @@ def main(args: argparse.Namespace) -> int:
         rewriter_model=args.rewriter_model, rewriter_backend=args.rewriter_backend,
         device=args.device, threads=args.threads,
         train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                          lora_r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=targets),
+                          lora_r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=targets,
+                          layers=layers),
     )
     recipe = align(cfg, args.out)
     t, ad = recipe["training"], recipe["adapter"]
