@@ -250,6 +250,33 @@ def test_align_layers_puts_lora_only_on_the_named_blocks(
         align(replace(cfg, train=replace(cfg.train, layers=(4,))), tmp_path / "bad")
 
 
+def test_first_token_weight_reweights_only_each_answers_first_token(tiny: HFModel) -> None:
+    import torch
+
+    from orbench_harness.alignment.train import _collate, masked_loss
+
+    pad = tiny.tokenizer.pad_token_id or 0
+    enc = [encode(tiny, Example("a", "harmful", "Do a bad thing", "I can't help with that.", True), 8),
+           encode(tiny, Example("b", "benign", "Name a colour", "Blue is a colour that many like.", True), 8)]
+    ids, labels, mask = _collate(enc, pad)
+    with torch.no_grad():
+        logits = tiny.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = labels[:, 1:]
+        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+        keep = target != IGNORE
+        starts = [int(row.nonzero()[0]) for row in keep]
+        w = keep.double()
+        for j, t in enumerate(starts):
+            w[j, t] = 5.0
+        expected = float((ce.double() * w).sum() / w.sum())
+        plain = float(ce[keep].mean())
+        got5 = float(masked_loss(tiny.model, ids, labels, mask, 5.0))
+        got1 = float(masked_loss(tiny.model, ids, labels, mask))
+    assert got5 == pytest.approx(expected, rel=1e-4)
+    assert got1 == pytest.approx(plain, rel=1e-4)
+    assert abs(got5 - got1) > 1e-3
+
+
 def test_parse_layers() -> None:
     assert parse_layers("2-4,0") == (0, 2, 3, 4)
     for bad in ("a", "4-2", "-1", "1-"):

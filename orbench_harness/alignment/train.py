@@ -61,6 +61,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     bucket_batches: int = 8  # batches per length-sorted bucket
     layers: tuple[int, ...] = ()  # blocks that get LoRA modules; empty: every block
+    first_token_weight: float = 1.0  # loss weight of each answer's first token (the refuse/answer choice)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form for recipe.json and the checkpoint's compatibility check (``layers``
@@ -71,6 +72,8 @@ class TrainConfig:
             d["layers"] = list(self.layers)
         else:
             del d["layers"]
+        if self.first_token_weight == 1.0:
+            del d["first_token_weight"]
         return d
 
 
@@ -123,8 +126,13 @@ def _collate(batch: Sequence[Encoded], pad: int) -> tuple[Any, Any, Any]:
     return ids, labels, mask
 
 
-def masked_loss(model: Any, ids: Any, labels: Any, mask: Any) -> Any:
-    """Mean cross-entropy over answer tokens, with the LM head applied only where needed."""
+def masked_loss(model: Any, ids: Any, labels: Any, mask: Any, first_token_weight: float = 1.0) -> Any:
+    """Mean cross-entropy over answer tokens, with the LM head applied only where needed.
+
+    ``first_token_weight`` W != 1 makes it a weighted mean in which each answer's first token
+    counts W times. That token is where greedy decoding chooses between a refusal and an
+    answer; in the plain mean it is one token of ~40 per example, so most of the gradient goes
+    to modelling the answer's text rather than to the choice."""
     import torch
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -132,7 +140,13 @@ def masked_loss(model: Any, ids: Any, labels: Any, mask: Any) -> Any:
     target = labels[:, 1:]
     keep = target != IGNORE
     logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    return torch.nn.functional.cross_entropy(logits, target[keep])
+    if first_token_weight == 1.0:
+        return torch.nn.functional.cross_entropy(logits, target[keep])
+    first = keep.clone()
+    first[:, 1:] &= ~keep[:, :-1]  # answer positions whose previous position is not an answer
+    weights = torch.where(first[keep], first_token_weight, 1.0)
+    ce = torch.nn.functional.cross_entropy(logits, target[keep], reduction="none")
+    return (ce * weights).sum() / weights.sum()
 
 
 def make_peft(model: Any, cfg: TrainConfig) -> Any:
@@ -227,7 +241,8 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * _lr_factor(step, total, warmup)
                 ids, labels, mask = _collate(batch, pad)
-                loss = masked_loss(model, ids.to(handle.device), labels.to(handle.device), mask.to(handle.device))
+                loss = masked_loss(model, ids.to(handle.device), labels.to(handle.device), mask.to(handle.device),
+                                   cfg.first_token_weight)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 opt.step()

@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--lora-alpha", type=int, default=t.lora_alpha)
     p.add_argument("--target-modules", default=",".join(DEFAULT_TARGETS), help="comma-separated module names")
     p.add_argument("--layers", help="blocks that get LoRA modules, e.g. 20-29 or 0,5,10 (default: every block)")
+    p.add_argument("--first-token-weight", type=float, default=t.first_token_weight,
+                   help="loss weight of each answer's first token, where refusing or answering is decided")
     p.add_argument("--n-harmful", type=int, help="harmful requests to use (default: all)")
     p.add_argument("--n-benign", type=int, default=a.n_benign, help="Alpaca train requests to use")
     p.add_argument("--benign-matched", type=int, default=a.benign_matched,
@@ -85,6 +87,8 @@ def main(args: argparse.Namespace) -> int:
                         ("--n-benign", args.n_benign + 1), ("--answer-tokens", args.answer_tokens)):
         if value < 1:
             raise HarnessError(f"{flag} must be positive")
+    if not args.first_token_weight > 0:
+        raise HarnessError("--first-token-weight must be positive")
     if not 0 <= args.benign_matched <= args.n_benign:
         raise HarnessError("--benign-matched must be between 0 and --n-benign")
     sources = tuple(x.strip() for x in args.harmful_source.split(",") if x.strip())
@@ -101,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
         device=args.device, threads=args.threads,
         train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           lora_r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=targets,
-                          layers=layers),
+                          layers=layers, first_token_weight=args.first_token_weight),
     )
     recipe = align(cfg, args.out)
     t, ad = recipe["training"], recipe["adapter"]
