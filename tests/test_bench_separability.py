@@ -1,4 +1,4 @@
-"""The read-outs of ``bench/separability.py``: its AUC and its logistic regression."""
+"""The read-outs of `bench/separability.py` (AUC, logistic regression) and `bench/decision_probe.py`."""
 
 from __future__ import annotations
 
@@ -26,3 +26,11 @@ def test_logistic_finds_the_informative_feature_and_generalises() -> None:
     assert auc(pos @ w[:-1], neg @ w[:-1]) > 0.95
     # the penalty shrinks the weights: a stronger one gives a smaller norm
     assert float(logistic(x, y, l2=50.0)[:-1].norm()) < float(w[:-1].norm())
+
+
+def test_probe_rates_count_flagged_and_passed_at_zero() -> None:
+    from bench.decision_probe import rates_at_zero
+
+    flagged, passed = rates_at_zero(torch.tensor([1.0, 2.0, -1.0, 0.5]), torch.tensor([-1.0, 0.0, 3.0]))
+    assert flagged == 75.0  # 3 of 4 harmful scored above the threshold
+    assert abs(passed - 200 / 3) < 1e-9  # 0 counts as passed: 2 of 3 benign
