@@ -4,7 +4,8 @@ Averaging the weights of models fine-tuned from one base ("model soups", Wortsma
 ICML 2022) keeps what the runs share and shrinks what each run learned by chance. For the
 organism that is the question worth asking: two seeds of one recipe differ by about two
 points on every profile number (``organisms/smollm2-135m-safety/README.md``), so a soup tests
-whether those seed-specific refusals are noise that averaging removes.
+whether those seed-specific refusals are noise that averaging removes. (Measured: they are
+not. Seeds miss mostly the same prompts, and each soup lands on its members' trade-off line.)
 
 Averaging the factors ``A`` and ``B`` of LoRA adapters separately would not average their
 updates (``mean(B) @ mean(A) != mean(B @ A)``). Stacking them does, exactly: with

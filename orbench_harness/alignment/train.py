@@ -64,8 +64,9 @@ class TrainConfig:
     first_token_weight: float = 1.0  # loss weight of each answer's first token (the refuse/answer choice)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form for recipe.json and the checkpoint's compatibility check (``layers``
-        only when set, so records of all-block builds stay as they were)."""
+        """JSON-able form for recipe.json and the checkpoint's compatibility check. ``layers``
+        and ``first_token_weight`` appear only when set, so records and checkpoints of builds
+        made before they existed stay as they were."""
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         if self.layers:
