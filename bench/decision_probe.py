@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import DATA
-from bench.separability import auc, logistic, states
+from bench.separability import auc, fit_probe, states
 
 if TYPE_CHECKING:
     import torch
@@ -62,8 +62,6 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    import torch
-
     from orbench_harness.alignment.data import benchmark_samples, draw_benign
     from orbench_harness.backends.hf import HFBackend
     from orbench_harness.data import DataSource
@@ -89,10 +87,7 @@ def main() -> None:
         xh, xb, th, tb = (states(hf, s) for s in (harmful, benign, val_h, val_b))
         print(f"\n{name}\nlayer      AUC  HEx-PHI flagged  UltraChat passed  balanced acc")
         for layer in range(xh.shape[1]):
-            x = torch.cat([xh[:, layer], xb[:, layer]])
-            y = torch.cat([torch.ones(len(xh)), torch.zeros(len(xb))]).double()
-            mu, sd = x.mean(0), x.std(0).clamp(min=1e-6)
-            w = logistic((x - mu) / sd, y)
+            mu, sd, w = fit_probe(xh[:, layer], xb[:, layer])
             sh = ((th[:, layer] - mu) / sd) @ w[:-1] + w[-1]
             sb = ((tb[:, layer] - mu) / sd) @ w[:-1] + w[-1]
             flagged, passed = rates_at_zero(sh, sb)

@@ -73,6 +73,17 @@ def logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1.0) -> torch.Tensor:
     return w.detach()
 
 
+def fit_probe(pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, scale, weights with bias last) of a logistic read-out of ``pos`` (1) against
+    ``neg`` (0) on features standardised by the pooled mean and standard deviation."""
+    import torch
+
+    x = torch.cat([pos, neg])
+    y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).double()
+    mu, sd = x.mean(0), x.std(0).clamp(min=1e-6)
+    return mu, sd, logistic((x - mu) / sd, y)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", default=[], help="alias or adapter directory (repeatable)")
@@ -80,8 +91,6 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=3, help="print every k-th layer (and the best)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-    import torch
 
     from methods._actlib import mean_difference
     from orbench_harness.backends.hf import HFBackend
@@ -106,10 +115,8 @@ def main() -> None:
         test = {k: (states(hf, a), states(hf, b)) for k, (a, b) in held.items()}
         rows: list[tuple[int, list[float]]] = []
         for layer in range(xh.shape[1]):
-            x = torch.cat([xh[:, layer], xl[:, layer]])
-            y = torch.cat([torch.ones(len(xh)), torch.zeros(len(xl))]).double()
-            mu, sd = x.mean(0), x.std(0).clamp(min=1e-6)
-            w = logistic((x - mu) / sd, y)[:-1]
+            mu, sd, w = fit_probe(xh[:, layer], xl[:, layer])
+            w = w[:-1]
             r = mean_difference(xh[:, layer], xl[:, layer])
             cells = []
             for benign, bad in test.values():
