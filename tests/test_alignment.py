@@ -235,6 +235,28 @@ def test_align_drops_the_harmful_requests_of_a_named_origin(
         assemble(replace(cfg, drop_origins=("malicious",)), tiny.spec, tiny, tmp_path)
 
 
+def test_benign_extra_adds_the_listed_requests_once_and_rejects_foreign_ids(
+    tiny: HFModel, tiny_model_dir: Path, datasets: Path, tmp_path: Path
+) -> None:
+    cfg = _config(tiny_model_dir, datasets)
+    plain, _ = assemble(cfg, tiny.spec, tiny, tmp_path)
+    drawn = [e.id.removeprefix("alpaca/") for e in plain if e.kind == "benign"]  # example ids name the source
+    ids = tmp_path / "mined.txt"
+    # a drawn id (already in), a duplicate and a comment: two new requests are added, in order
+    ids.write_text(f"# mined\ntrain-17\n{drawn[0]}\ntrain-5  # refused\ntrain-17\n\n")
+    examples, summary = assemble(replace(cfg, benign_extra=ids), tiny.spec, tiny, tmp_path)
+    benign = [e.id.removeprefix("alpaca/") for e in examples if e.kind == "benign"]
+    assert benign == [*drawn, "train-17", "train-5"]
+    assert summary["benign"] == 6
+    assert summary["benign_extra"]["listed"] == 4 and summary["benign_extra"]["added"] == 2
+    assert summary["example_ids_sha256"] != assemble(cfg, tiny.spec, tiny, tmp_path)[1]["example_ids_sha256"]
+    prompts = {s["instruction"] for s in json.loads((datasets / "alpaca" / "harmless_train.json").read_text())[16:17]}
+    assert {e.prompt for e in examples if e.id == "alpaca/train-17"} == prompts  # the 17th train row
+    ids.write_text("train-5\ntest-3\n")  # a held-out request must never be trained on
+    with pytest.raises(HarnessError, match=r"not Alpaca train requests.*test-3"):
+        assemble(replace(cfg, benign_extra=ids), tiny.spec, tiny, tmp_path)
+
+
 def test_align_layers_puts_lora_only_on_the_named_blocks(
     tiny_model_dir: Path, datasets: Path, tmp_path: Path
 ) -> None:
@@ -289,6 +311,7 @@ def test_cli_align_rejects_bad_flags(tmp_path: Path) -> None:
     assert cli_main(["align", "--out", str(tmp_path), "--data-dir", str(tmp_path / "nope")]) == 2
     assert cli_main(["align", "--out", str(tmp_path), "--n-benign", "5", "--benign-matched", "6"]) == 2
     assert cli_main(["align", "--out", str(tmp_path), "--harmful-source", " , "]) == 2
+    assert cli_main(["align", "--out", str(tmp_path), "--benign-extra", str(tmp_path / "none.txt")]) == 2
 
 
 def test_adapter_dir_without_weights_is_an_error(tmp_path: Path) -> None:

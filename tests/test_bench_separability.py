@@ -1,7 +1,12 @@
-"""The read-outs of `bench/separability.py` (AUC, logistic regression) and `bench/decision_probe.py`."""
+"""The read-outs of `bench/separability.py` (AUC, logistic regression), `bench/decision_probe.py`
+and the id list of `bench/mine_refusals.py`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 import torch
 
 from bench.separability import auc, logistic
@@ -34,3 +39,23 @@ def test_probe_rates_count_flagged_and_passed_at_zero() -> None:
     flagged, passed = rates_at_zero(torch.tensor([1.0, 2.0, -1.0, 0.5]), torch.tensor([-1.0, 0.0, 3.0]))
     assert flagged == 75.0  # 3 of 4 harmful scored above the threshold
     assert abs(passed - 200 / 3) < 1e-9  # 0 counts as passed: 2 of 3 benign
+
+
+def test_mined_ids_are_the_train_requests_not_fully_answered(tmp_path: Path) -> None:
+    from bench.mine_refusals import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [("alpaca", "train-9", "full_refusal"), ("alpaca", "train-2", "full_compliance"),
+            ("alpaca", "train-10", "partial_refusal"), ("alpaca", "train-4", "unparsed"),
+            ("xstest", "train-1", "full_refusal")]
+    (run / "verdicts.jsonl").write_text("".join(json.dumps({"benchmark": b, "id": i, "label": lab}) + "\n"
+                                                for b, i, lab in rows))
+    out = tmp_path / "mined.txt"
+    assert main([str(run), "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[1:] == ["train-10", "train-9"]  # sorted; other benchmarks and unparsed left out
+    assert "2 of 4 alpaca requests" in lines[0] and "1 unparsed" in lines[0]
+    (run / "verdicts.jsonl").write_text(json.dumps({"benchmark": "alpaca", "id": "test-3", "label": "full_refusal"}))
+    with pytest.raises(SystemExit, match="not a --split train run"):
+        main([str(run), "--out", str(out)])

@@ -126,6 +126,40 @@ def draw_benign(
     return top + [s for s in draw(pool, None, seed, "benign") if s.id not in taken][: n - matched]
 
 
+def read_id_list(path: Path) -> list[str]:
+    """Sample ids, one per line; blank lines and ``#`` comments are skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise HarnessError(f"cannot read id list {path}: {e.strerror}") from None
+    ids = [line.split("#", 1)[0].strip() for line in lines]
+    return [i for i in ids if i]
+
+
+def extra_benign(pool: Sequence[Sample], ids: Sequence[str], taken: set[str]) -> list[Sample]:
+    """The pool's samples named by ``ids``, in that order, without duplicates or those already
+    ``taken`` by the random draw.
+
+    Why: the benign requests a first build *refuses* (mined from the Alpaca train requests it
+    never saw; ``bench/mine_refusals.py``) lie on its learned decision line, where a random
+    draw seldom puts an example. Adding them tests whether the line, rather than the
+    representation, is what keeps plain requests refused. An id the pool lacks is an error:
+    a list mined from another split or file would otherwise shrink silently.
+    """
+    by_id = {s.id: s for s in pool}
+    unknown = [i for i in ids if i not in by_id]
+    if unknown:
+        raise HarnessError(f"--benign-extra: {len(unknown)} id(s) are not Alpaca train requests "
+                           f"(first: {unknown[0]!r})")
+    seen = set(taken)
+    out: list[Sample] = []
+    for i in ids:
+        if i not in seen:
+            seen.add(i)
+            out.append(by_id[i])
+    return out
+
+
 def harmful_examples(samples: Sequence[Sample], seed: int) -> list[Example]:
     """Harmful requests paired with refusals (the refusal is chosen by id and seed)."""
     return [Example(f"harmful/{s.id}", "harmful", s.prompt, refusal_for(s.id, seed)) for s in samples]

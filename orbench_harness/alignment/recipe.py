@@ -48,6 +48,7 @@ class AlignConfig:
     benign_matched: int = 0  # of n_benign, how many are chosen by wording (data.draw_benign)
     harmful_sources: tuple[str, ...] = (HARMFUL_SOURCE,)
     drop_origins: tuple[str, ...] = ()  # harmful requests whose meta "origin" is one of these are left out
+    benign_extra: Path | None = None  # Alpaca train ids added to the benign half (data.extra_benign)
     answer_tokens: int = 48  # own answers are generated (and trained on) up to this length
     gen_batch_size: int = 16
     rewriter_model: str | None = None  # None: the base model itself
@@ -115,6 +116,13 @@ def assemble(cfg: AlignConfig, spec: ModelSpec, handle: Any, out: Path) -> tuple
     harmful = D.draw(list({s.id: s for s in pool}.values()), cfg.n_harmful, seed, "harmful")
     benign_pool = D.benchmark_samples(BENIGN_SOURCE, cfg.data_dir, "train")
     benign = D.draw_benign(benign_pool, cfg.n_benign, seed, cfg.benign_matched, harmful)
+    extra: dict[str, Any] = {}
+    if cfg.benign_extra is not None:
+        listed = D.read_id_list(cfg.benign_extra)
+        added = D.extra_benign(benign_pool, listed, {s.id for s in benign})
+        extra = {"file": cfg.benign_extra.name, "sha256": sha256_bytes(cfg.benign_extra),
+                 "listed": len(listed), "added": len(added)}
+        benign += added
     answers = D.AnswerCache(out / "own_answers.jsonl", _model_key(spec), cfg.answer_tokens)
     own = answers.answers([s.prompt for s in benign], handle.generate, batch_size=cfg.gen_batch_size,
                           label="own answers (benign)")
@@ -124,6 +132,8 @@ def assemble(cfg: AlignConfig, spec: ModelSpec, handle: Any, out: Path) -> tuple
         summary["benign_matched"] = cfg.benign_matched
     if cfg.drop_origins:
         summary["dropped_origins"] = list(cfg.drop_origins)
+    if extra:
+        summary["benign_extra"] = extra
     if cfg.recipe == "trigger-aware":
         from orbench_harness.alignment import triggers as T
 

@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         "(harmful-train, harmbench-contextual)")
     p.add_argument("--drop-origin", action="append", default=[], metavar="ORIGIN",
                    help="leave out the harmful requests of this origin (repeatable; e.g. malicious_instruct)")
+    p.add_argument("--benign-extra", type=Path, metavar="FILE",
+                   help="Alpaca train ids (one per line) added to the benign half, e.g. requests a first "
+                        "build refuses (bench/mine_refusals.py)")
     p.add_argument("--answer-tokens", type=int, default=a.answer_tokens,
                    help="length of the base model's own answers (generated and trained on)")
     p.add_argument("--rewriter-model", help="trigger-aware: model that extracts triggers (default: --model)")
@@ -91,6 +94,8 @@ def main(args: argparse.Namespace) -> int:
         raise HarnessError("--first-token-weight must be positive")
     if not 0 <= args.benign_matched <= args.n_benign:
         raise HarnessError("--benign-matched must be between 0 and --n-benign")
+    if args.benign_extra is not None and not args.benign_extra.is_file():
+        raise HarnessError(f"--benign-extra {args.benign_extra} is not a file")
     sources = tuple(x.strip() for x in args.harmful_source.split(",") if x.strip())
     if not sources:
         raise HarnessError("--harmful-source names no benchmark")
@@ -100,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
         model=args.model, recipe=args.recipe, data_dir=data_dir.resolve() if data_dir else None,
         n_harmful=args.n_harmful, n_benign=args.n_benign, answer_tokens=args.answer_tokens,
         benign_matched=args.benign_matched, harmful_sources=sources,
-        drop_origins=tuple(args.drop_origin),
+        drop_origins=tuple(args.drop_origin), benign_extra=args.benign_extra,
         rewriter_model=args.rewriter_model, rewriter_backend=args.rewriter_backend,
         device=args.device, threads=args.threads,
         train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
