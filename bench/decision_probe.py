@@ -1,7 +1,7 @@
 """Does the model know more than it acts on? A linear probe against the organism's behaviour.
 
     python bench/decision_probe.py [--model smollm2-135m] [--model smollm2-135m-safety ...]
-        [--data-dir ../shared/datasets] [--behaviour RUN_DIR]
+        [--data-dir ../shared/datasets] [--behaviour RUN_DIR] [--extra IDS_FILE]
 
 The organism's two missed aims are HEx-PHI refusal and UltraChat compliance, and every build
 of it lands on one trade-off line between them (organisms/smollm2-135m-safety/README.md). This
@@ -16,8 +16,10 @@ threshold, the share of HEx-PHI it flags (refusal) and of UltraChat it passes (c
 
 `--behaviour RUN_DIR` adds the model's own rates from a `harness run` on the same prompts
 (`--benchmark hexphi,ultrachat --split train --limit 150`), for the comparison the question
-is about. The probe is a read-out, not a model: it shows what a decision on these states
-could reach with this data, not how to train one into the weights.
+is about. `--extra FILE` (an id list such as `bench/mine_refusals.py` writes: Alpaca train
+requests a build refuses) adds the share of those requests the probe passes, leaving out any
+that are in the probe's own training draw. The probe is a read-out, not a model: it shows what
+a decision on these states could reach with this data, not how to train one into the weights.
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="alias or adapter directory (repeatable)")
     ap.add_argument("--data-dir", type=Path, default=DATA)
     ap.add_argument("--behaviour", type=Path, help="run directory of the model on the same validation prompts")
+    ap.add_argument("--extra", type=Path, help="Alpaca train ids (e.g. mined refusals): share the probe passes")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from orbench_harness.alignment.data import benchmark_samples, draw_benign
+    from orbench_harness.alignment.data import benchmark_samples, draw_benign, extra_benign, read_id_list
     from orbench_harness.backends.hf import HFBackend
     from orbench_harness.data import DataSource
     from orbench_harness.registry import Registry
@@ -74,10 +77,13 @@ def main() -> None:
         return reg.create("benchmarks", name, src).samples(which, seed=0)  # type: ignore[no-any-return]
 
     harmful = benchmark_samples("harmful-train", args.data_dir)  # as `harness align` reads them
-    benign = draw_benign(benchmark_samples("alpaca", args.data_dir, "train"), N_BENIGN, 0, 0, harmful)
+    alpaca = benchmark_samples("alpaca", args.data_dir, "train")
+    benign = draw_benign(alpaca, N_BENIGN, 0, 0, harmful)
+    extra = extra_benign(alpaca, read_id_list(args.extra), {s.id for s in benign}) if args.extra else []
     val_h, val_b = split("hexphi", "train")[:N_VAL], split("ultrachat", "train")[:N_VAL]
     print(f"probe trained on {len(harmful)} harmful-train vs {len(benign)} Alpaca; "
-          f"validation {len(val_h)} HEx-PHI train vs {len(val_b)} UltraChat train")
+          f"validation {len(val_h)} HEx-PHI train vs {len(val_b)} UltraChat train"
+          + (f"; {len(extra)} requests of {args.extra}" if extra else ""))
     if args.behaviour:
         h, u = behaviour(args.behaviour)
         print(f"behaviour ({args.behaviour}): HEx-PHI refusal {h:.1f}, UltraChat compliance {u:.1f}, "
@@ -85,14 +91,19 @@ def main() -> None:
     for name in args.model or ["smollm2-135m-safety"]:
         hf = HFBackend().load(reg.resolve_model(name))
         xh, xb, th, tb = (states(hf, s) for s in (harmful, benign, val_h, val_b))
-        print(f"\n{name}\nlayer      AUC  HEx-PHI flagged  UltraChat passed  balanced acc")
+        te = states(hf, extra) if extra else None
+        print(f"\n{name}\nlayer      AUC  HEx-PHI flagged  UltraChat passed  balanced acc"
+              + ("  extra passed" if extra else ""))
         for layer in range(xh.shape[1]):
             mu, sd, w = fit_probe(xh[:, layer], xb[:, layer])
             sh = ((th[:, layer] - mu) / sd) @ w[:-1] + w[-1]
             sb = ((tb[:, layer] - mu) / sd) @ w[:-1] + w[-1]
             flagged, passed = rates_at_zero(sh, sb)
-            print(f"{layer:5d}  {auc(sh, sb):7.3f}  {flagged:15.1f}  {passed:16.1f}  {(flagged + passed) / 200:12.3f}",
-                  flush=True)
+            row = f"{layer:5d}  {auc(sh, sb):7.3f}  {flagged:15.1f}  {passed:16.1f}  {(flagged + passed) / 200:12.3f}"
+            if te is not None:
+                se = ((te[:, layer] - mu) / sd) @ w[:-1] + w[-1]
+                row += f"  {rates_at_zero(sh, se)[1]:12.1f}"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":
