@@ -143,13 +143,15 @@ def extra_benign(pool: Sequence[Sample], ids: Sequence[str], taken: set[str]) ->
     Why: the benign requests a first build *refuses* (mined from the Alpaca train requests it
     never saw; ``bench/mine_refusals.py``) lie on its learned decision line, where a random
     draw seldom puts an example. Adding them tests whether the line, rather than the
-    representation, is what keeps plain requests refused. An id the pool lacks is an error:
-    a list mined from another split or file would otherwise shrink silently.
+    representation, is what keeps plain requests refused. (On the organism it does not: the
+    build answers harmful requests too and falls far below the line; organism README.) An id
+    the pool lacks is an error: a list mined from another split or file would otherwise shrink
+    silently, and a held-out request would be trained on.
     """
     by_id = {s.id: s for s in pool}
     unknown = [i for i in ids if i not in by_id]
     if unknown:
-        raise HarnessError(f"--benign-extra: {len(unknown)} id(s) are not Alpaca train requests "
+        raise HarnessError(f"id list: {len(unknown)} id(s) are not Alpaca train requests "
                            f"(first: {unknown[0]!r})")
     seen = set(taken)
     out: list[Sample] = []
