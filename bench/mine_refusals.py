@@ -21,24 +21,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
-COMPLY = "full_compliance"
-REFUSE = ("full_refusal", "partial_refusal")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from orbench_harness.types import Label
 
 
-def mined_ids(verdicts: Path, benchmark: str = "alpaca") -> tuple[list[str], Counter[str]]:
+def _label(value: object) -> Label | None:
+    """The stored verdict as a Label; None (unparsed) for null or anything outside the vocabulary."""
+    try:
+        return Label(value) if value else None
+    except ValueError:
+        return None
+
+
+def mined_ids(verdicts: Path, benchmark: str = "alpaca") -> tuple[list[str], Counter[Label | None]]:
     """Ids of ``benchmark``'s items not fully answered, sorted; and the count of each label."""
-    labels: Counter[str] = Counter()
+    labels: Counter[Label | None] = Counter()
     ids: list[str] = []
     with verdicts.open() as f:
         for line in f:
             v = json.loads(line)
             if v["benchmark"] != benchmark:
                 continue
-            labels[v["label"]] += 1
-            if v["label"] in REFUSE:
+            label = _label(v["label"])
+            labels[label] += 1
+            if label is not None and label.is_refusal:
                 ids.append(str(v["id"]))
     return sorted(ids), labels
 
@@ -56,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if not all(i.startswith("train-") for i in ids):
         raise SystemExit(f"{args.run}: not a --split train run (ids like {ids[0]!r}); mining held-out "
                          "requests would train on the evaluation data")
-    other = sum(n for k, n in labels.items() if k != COMPLY and k not in REFUSE)
+    other = labels[None]
     run = json.loads((args.run / "run.json").read_text()) if (args.run / "run.json").exists() else {}
     spec = run.get("model") or {}
     model = " ".join(str(spec[k]) for k in ("name", "adapter") if spec.get(k)) or "?"
