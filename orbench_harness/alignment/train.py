@@ -62,11 +62,12 @@ class TrainConfig:
     bucket_batches: int = 8  # batches per length-sorted bucket
     layers: tuple[int, ...] = ()  # blocks that get LoRA modules; empty: every block
     first_token_weight: float = 1.0  # loss weight of each answer's first token (the refuse/answer choice)
+    readout: bool = False  # rank-1 LoRA whose A is frozen to the harmful-vs-benign direction (readout.py)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able form for recipe.json and the checkpoint's compatibility check. ``layers``
-        and ``first_token_weight`` appear only when set, so records and checkpoints of builds
-        made before they existed stay as they were."""
+        """JSON-able form for recipe.json and the checkpoint's compatibility check. ``layers``,
+        ``first_token_weight`` and ``readout`` appear only when set, so records and checkpoints
+        of builds made before they existed stay as they were."""
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         if self.layers:
@@ -75,6 +76,8 @@ class TrainConfig:
             del d["layers"]
         if self.first_token_weight == 1.0:
             del d["first_token_weight"]
+        if not self.readout:
+            del d["readout"]
         return d
 
 
@@ -88,6 +91,7 @@ class TrainResult:
     resumed_from_epoch: int = 0
     trainable_parameters: int = 0
     epoch_losses: tuple[float, ...] = field(default_factory=tuple)
+    readout: dict[str, Any] = field(default_factory=dict)  # Readout.summary() when cfg.readout
 
 
 def batches(data: Sequence[Encoded], cfg: TrainConfig, epoch: int) -> list[list[Encoded]]:
@@ -206,7 +210,17 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
     from peft import set_peft_model_state_dict
 
     t0 = time.perf_counter()
+    readout = None
+    if cfg.readout:
+        from orbench_harness.alignment import readout as R
+
+        R.check(cfg.target_modules, cfg.lora_r)
+        readout = R.directions(handle.model, data, cfg.target_modules, cfg.layers, handle.tokenizer.pad_token_id)
+        log(f"read-out directions for {len(readout.rows)} modules (harmful - other gap "
+            f"{readout.summary()['gap_mean']:.2f} std on average)")
     model = make_peft(handle.model, cfg)
+    if readout is not None:
+        R.install(model, readout)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -262,7 +276,7 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
     model.eval()
     n_trainable = sum(p.numel() for p in params)
     return TrainResult(adapter_dir, tuple(losses), time.perf_counter() - t0, start_epoch,
-                       n_trainable, tuple(epoch_losses))
+                       n_trainable, tuple(epoch_losses), readout.summary() if readout else {})
 
 
 def _save_checkpoint(model: Any, opt: Any, ckpt: Path, cfg: TrainConfig, epoch: int, data: tuple[int, str],

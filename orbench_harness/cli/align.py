@@ -21,6 +21,7 @@ from orbench_harness.paths import data_dir_from_env
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``align``."""
+    from orbench_harness.alignment.readout import READOUT_MODULES
     from orbench_harness.alignment.recipe import RECIPES, AlignConfig
     from orbench_harness.alignment.train import DEFAULT_TARGETS, TrainConfig
 
@@ -35,9 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--epochs", type=int, default=t.epochs)
     p.add_argument("--lr", type=float, default=t.lr)
     p.add_argument("--batch-size", type=int, default=t.batch_size)
-    p.add_argument("--lora-r", type=int, default=t.lora_r)
-    p.add_argument("--lora-alpha", type=int, default=t.lora_alpha)
-    p.add_argument("--target-modules", default=",".join(DEFAULT_TARGETS), help="comma-separated module names")
+    p.add_argument("--lora-r", type=int, help=f"LoRA rank (default {t.lora_r}; 1 with --readout)")
+    p.add_argument("--lora-alpha", type=int, help=f"LoRA alpha (default {t.lora_alpha}; 1 with --readout)")
+    p.add_argument("--target-modules", help="comma-separated module names (default "
+                   f"{','.join(DEFAULT_TARGETS)}; with --readout {','.join(READOUT_MODULES)})")
+    p.add_argument("--readout", action="store_true",
+                   help="rank-1 LoRA whose input side is frozen to each module's harmful-vs-benign "
+                        "direction, so the refusal follows what the states read, not the wording")
     p.add_argument("--layers", help="blocks that get LoRA modules, e.g. 20-29 or 0,5,10 (default: every block)")
     p.add_argument("--first-token-weight", type=float, default=t.first_token_weight,
                    help="loss weight of each answer's first token, where refusing or answering is decided")
@@ -79,14 +84,22 @@ def parse_layers(text: str) -> tuple[int, ...]:
 
 def main(args: argparse.Namespace) -> int:
     """Build the config, run the recipe, print where the adapter is."""
+    from orbench_harness.alignment.readout import READOUT_MODULES, check
     from orbench_harness.alignment.recipe import AlignConfig, align
-    from orbench_harness.alignment.train import TrainConfig
+    from orbench_harness.alignment.train import DEFAULT_TARGETS, TrainConfig
     from orbench_harness.console import out
 
+    plain = TrainConfig()
+    lora_r = args.lora_r if args.lora_r is not None else (1 if args.readout else plain.lora_r)
+    lora_alpha = args.lora_alpha if args.lora_alpha is not None else (1 if args.readout else plain.lora_alpha)
+    targets = tuple(x.strip() for x in (args.target_modules or "").split(",") if x.strip()) or (
+        READOUT_MODULES if args.readout else DEFAULT_TARGETS)
+    if args.readout:
+        check(targets, lora_r)  # before the base model's own answers are generated
     data_dir = args.data_dir or data_dir_from_env()
     if data_dir is not None and not data_dir.is_dir():
         raise HarnessError(f"--data-dir {data_dir} is not a directory")
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lora-r", args.lora_r),
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lora-r", lora_r),
                         ("--n-benign", args.n_benign + 1), ("--answer-tokens", args.answer_tokens)):
         if value < 1:
             raise HarnessError(f"{flag} must be positive")
@@ -99,7 +112,6 @@ def main(args: argparse.Namespace) -> int:
     sources = tuple(x.strip() for x in args.harmful_source.split(",") if x.strip())
     if not sources:
         raise HarnessError("--harmful-source names no benchmark")
-    targets = tuple(x.strip() for x in args.target_modules.split(",") if x.strip())
     layers = parse_layers(args.layers) if args.layers else ()
     cfg = AlignConfig(
         model=args.model, recipe=args.recipe, data_dir=data_dir.resolve() if data_dir else None,
@@ -109,8 +121,8 @@ def main(args: argparse.Namespace) -> int:
         rewriter_model=args.rewriter_model, rewriter_backend=args.rewriter_backend,
         device=args.device, threads=args.threads,
         train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                          lora_r=args.lora_r, lora_alpha=args.lora_alpha, target_modules=targets,
-                          layers=layers, first_token_weight=args.first_token_weight),
+                          lora_r=lora_r, lora_alpha=lora_alpha, target_modules=targets,
+                          layers=layers, first_token_weight=args.first_token_weight, readout=args.readout),
     )
     recipe = align(cfg, args.out)
     t, ad = recipe["training"], recipe["adapter"]

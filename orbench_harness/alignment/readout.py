@@ -1,0 +1,153 @@
+"""Read-out LoRA: an adapter that can only react to the harmful-vs-benign direction.
+
+Why: on SmolLM2-135M every plain LoRA build landed on one trade-off line between refusing
+HEx-PHI and answering UltraChat (the organism README, 23 builds), while a linear read-out of
+the base model's own late states told the two apart far better than the organism's behaviour
+did (``bench/decision_probe.py``). Plain SFT learns the refusal from whatever separates the
+training requests most easily, largely their wording; the read-out generalises by content.
+
+This makes the adapter use the read-out. Each targeted module's LoRA has rank 1, and its A row
+is fixed, before training, to the difference of means of that module's input at the last
+prompt token (the position where the first answer token, refusal or not, is predicted):
+harmful training requests minus the rest, from the untrained model, divided by the standard
+deviation of the projections so the read-out is in units of its own spread. A is frozen; only
+B trains. The adapter's update at a position is then B times that scalar read-out, so whatever
+it learns is driven by the direction and nothing else in the input.
+
+Only modules that read the residual stream (through a norm) qualify: the attention's
+``q_proj``/``k_proj``/``v_proj`` and the MLP's ``gate_proj``/``up_proj`` in Llama-style blocks.
+``o_proj`` and ``down_proj`` read the attention's and the MLP's inner activations, where the
+training requests' difference of means means something else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orbench_harness.alignment.data import IGNORE, Encoded
+from orbench_harness.errors import HarnessError
+
+READOUT_MODULES = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+HARMFUL_PREFIX = "harmful/"  # ids of harmful->refusal examples (alignment/data.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Readout:
+    """The fixed A rows, by full module name, and how far apart each puts the two classes."""
+
+    rows: dict[str, Any]  # module name -> 1-D tensor (direction / projection std)
+    gaps: dict[str, float]  # module name -> (mean harmful - mean other) / projection std
+    n_harmful: int
+    n_other: int
+
+    def summary(self) -> dict[str, Any]:
+        """For recipe.json: the class sizes and the smallest/mean/largest separation."""
+        g = list(self.gaps.values())
+        return {"modules": len(g), "n_harmful": self.n_harmful, "n_other": self.n_other,
+                "gap_min": round(min(g), 3), "gap_mean": round(sum(g) / len(g), 3), "gap_max": round(max(g), 3)}
+
+
+def check(target_modules: Sequence[str], lora_r: int) -> None:
+    """Refuse settings a read-out adapter cannot have, before any work is done."""
+    wrong = [t for t in target_modules if t not in READOUT_MODULES]
+    if wrong:
+        raise HarnessError(f"--readout: {wrong[0]!r} does not read the residual stream; "
+                           f"target some of {', '.join(READOUT_MODULES)}")
+    if lora_r != 1:
+        raise HarnessError(f"--readout needs --lora-r 1 (one fixed direction per module), not {lora_r}")
+
+
+def _block_index(name: str) -> int | None:
+    parts = name.split(".")
+    for i, p in enumerate(parts[:-1]):
+        if p == "layers" and parts[i + 1].isdigit():
+            return int(parts[i + 1])
+    return None
+
+
+def targeted(model: Any, target_modules: Sequence[str], layers: Sequence[int]) -> list[tuple[str, Any]]:
+    """The (name, module) pairs the adapter will wrap, in model order: the same selection
+    peft makes from ``target_modules`` and ``layers_to_transform``."""
+    out = []
+    for name, mod in model.named_modules():
+        block = _block_index(name)
+        if block is None or name.rsplit(".", 1)[-1] not in target_modules:
+            continue
+        if not layers or block in layers:
+            out.append((name, mod))
+    return out
+
+
+def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str], layers: Sequence[int],
+               pad: int, batch_size: int = 16) -> Readout:
+    """Each targeted module's read-out row from ``model`` (unwrapped, before any training)."""
+    import torch
+
+    mods = targeted(model, target_modules, layers)
+    if not mods:
+        raise HarnessError("--readout: no module of the model matches --target-modules/--layers")
+    harmful = torch.tensor([e.id.startswith(HARMFUL_PREFIX) for e in data])
+    n_h = int(harmful.sum())
+    if n_h == 0 or n_h == len(data):
+        raise HarnessError("--readout needs both harmful and other training examples")
+    feats: dict[str, list[Any]] = {name: [] for name, _ in mods}
+    last: list[Any] = []
+
+    def grab(name: str) -> Any:
+        def hook(_mod: Any, args: tuple[Any, ...]) -> None:
+            x = args[0]
+            feats[name].append(x[torch.arange(x.shape[0]), last[0]].float())
+        return hook
+
+    handles = [mod.register_forward_pre_hook(grab(name)) for name, mod in mods]
+    try:
+        with torch.no_grad():
+            for start in range(0, len(data), batch_size):
+                batch = data[start : start + batch_size]
+                # prompt length = index of the first answer label; the choice is predicted one before
+                lens = [next((j for j, t in enumerate(e.labels) if t != IGNORE), len(e.labels)) for e in batch]
+                ids = torch.full((len(batch), max(lens)), pad, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for j, (e, n) in enumerate(zip(batch, lens, strict=True)):
+                    ids[j, :n] = torch.tensor(e.input_ids[:n])
+                    mask[j, :n] = 1
+                last[:] = [torch.tensor([n - 1 for n in lens])]
+                device = next(model.parameters()).device
+                model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device))
+    finally:
+        for h in handles:
+            h.remove()
+    rows: dict[str, Any] = {}
+    gaps: dict[str, float] = {}
+    for name, chunks in feats.items():
+        x = torch.cat(chunks).cpu()
+        d = x[harmful].mean(0) - x[~harmful].mean(0)
+        d = d / d.norm()
+        p = x @ d
+        std = p.std()
+        rows[name] = d / std
+        gaps[name] = float((p[harmful].mean() - p[~harmful].mean()) / std)
+    return Readout(rows, gaps, n_h, len(data) - n_h)
+
+
+def install(peft_model: Any, readout: Readout) -> int:
+    """Write the rows into the adapter's A matrices and freeze them; returns how many."""
+    n = 0
+    for name, mod in peft_model.named_modules():
+        lora_a = getattr(mod, "lora_A", None)
+        if lora_a is None or "default" not in lora_a:
+            continue
+        key = next((k for k in readout.rows if name == k or name.endswith("." + k)), None)
+        if key is None:
+            raise HarnessError(f"--readout: no direction for adapter module {name}")
+        weight = lora_a["default"].weight
+        if weight.shape[0] != 1:
+            raise HarnessError(f"--readout needs rank 1, {name} has {weight.shape[0]}")
+        weight.data.copy_(readout.rows[key].reshape(1, -1).to(weight.dtype))
+        weight.requires_grad_(False)
+        n += 1
+    if n != len(readout.rows):
+        raise HarnessError(f"--readout: {len(readout.rows)} directions but {n} adapter modules")
+    return n
