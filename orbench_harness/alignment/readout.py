@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orbench_harness.alignment.data import IGNORE, Encoded
+from orbench_harness.alignment.train import _collate
 from orbench_harness.errors import HarnessError
 
 READOUT_MODULES = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
@@ -108,11 +109,8 @@ def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str
                 batch = data[start : start + batch_size]
                 # prompt length = index of the first answer label; the choice is predicted one before
                 lens = [next((j for j, t in enumerate(e.labels) if t != IGNORE), len(e.labels)) for e in batch]
-                ids = torch.full((len(batch), max(lens)), pad, dtype=torch.long)
-                mask = torch.zeros_like(ids)
-                for j, (e, n) in enumerate(zip(batch, lens, strict=True)):
-                    ids[j, :n] = torch.tensor(e.input_ids[:n])
-                    mask[j, :n] = 1
+                prompts = [Encoded(e.id, e.input_ids[:n], e.labels[:n]) for e, n in zip(batch, lens, strict=True)]
+                ids, _, mask = _collate(prompts, pad)
                 last[:] = [torch.tensor([n - 1 for n in lens])]
                 device = next(model.parameters()).device
                 model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device))
