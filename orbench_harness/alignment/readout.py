@@ -102,6 +102,7 @@ def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str
             feats[name].append(x[torch.arange(x.shape[0]), last[0]].float())
         return hook
 
+    device = next(model.parameters()).device
     handles = [mod.register_forward_pre_hook(grab(name)) for name, mod in mods]
     try:
         with torch.no_grad():
@@ -112,7 +113,6 @@ def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str
                 prompts = [Encoded(e.id, e.input_ids[:n], e.labels[:n]) for e, n in zip(batch, lens, strict=True)]
                 ids, _, mask = _collate(prompts, pad)
                 last[:] = [torch.tensor([n - 1 for n in lens])]
-                device = next(model.parameters()).device
                 model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device))
     finally:
         for h in handles:
