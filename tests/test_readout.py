@@ -82,6 +82,41 @@ def test_install_freezes_a_to_the_rows_and_leaves_b_trainable(tiny_model_dir: Pa
         R.install(make_peft(HFBackend(device="cpu").load(spec).model, cfg), other)
 
 
+def test_logistic_direction_uses_how_features_co_vary() -> None:
+    """Class signal hidden under a shared noise that dominates one feature: the difference of
+    means points along that feature and separates poorly; the regression subtracts the noise."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 2 == 0
+    noise = 5 * torch.randn(200, generator=g)
+    x = torch.stack([torch.where(y, 1.0, -1.0) + noise, noise, torch.randn(200, generator=g)], dim=1)
+
+    def accuracy(d: torch.Tensor) -> float:
+        p = x @ d
+        return float(((p > p.median()) == y).float().mean())
+
+    mean_dir = x[y].mean(0) - x[~y].mean(0)
+    log_dir = R.logistic_direction(x, y)
+    assert accuracy(log_dir) >= 0.97
+    assert accuracy(mean_dir) < 0.8
+    assert torch.equal(log_dir, R.logistic_direction(x, y))  # deterministic
+
+
+def test_directions_logistic_fit_differs_from_the_mean_and_still_orders_the_classes(tiny: HFModel) -> None:
+    import torch
+
+    data = _encoded(tiny)
+    mean = R.directions(tiny.model, data, R.READOUT_MODULES, (1,), tiny.tokenizer.pad_token_id)
+    logi = R.directions(tiny.model, data, R.READOUT_MODULES, (1,), tiny.tokenizer.pad_token_id, fit="logistic")
+    assert logi.rows.keys() == mean.rows.keys() and all(g > 0 for g in logi.gaps.values())
+    q, k = (logi.rows[f"model.layers.1.self_attn.{m}"] for m in ("q_proj", "k_proj"))
+    assert torch.equal(q, k)  # one fit per shared input
+    assert not torch.allclose(q, mean.rows["model.layers.1.self_attn.q_proj"])
+    with pytest.raises(HarnessError, match="readout-fit"):
+        R.directions(tiny.model, data, R.READOUT_MODULES, (1,), tiny.tokenizer.pad_token_id, fit="median")  # type: ignore[arg-type]
+
+
 def test_check_rejects_modules_off_the_residual_stream_and_higher_ranks() -> None:
     R.check(("q_proj", "up_proj"), 1)
     with pytest.raises(HarnessError, match="o_proj"):
@@ -93,7 +128,8 @@ def test_check_rejects_modules_off_the_residual_stream_and_higher_ranks() -> Non
 def test_cli_readout_rejects_bad_flags_before_any_work(tmp_path: Path) -> None:
     assert cli_main(["align", "--out", str(tmp_path / "a"), "--readout", "--target-modules", "o_proj"]) == 2
     assert cli_main(["align", "--out", str(tmp_path / "b"), "--readout", "--lora-r", "4"]) == 2
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert cli_main(["align", "--out", str(tmp_path / "c"), "--readout-fit", "logistic"]) == 2
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
 
 
 def test_align_readout_trains_only_b_records_it_resumes_and_changes_outputs(
@@ -136,6 +172,7 @@ def test_align_readout_trains_only_b_records_it_resumes_and_changes_outputs(
     assert again["training"]["resumed_from_epoch"] == 1 and again["adapter"]["sha256"] == rec["adapter"]["sha256"]
     plain = align(replace(cfg, train=TrainConfig(epochs=1, batch_size=4, lr=5e-2, lora_r=1)), tmp_path / "plain")
     assert "readout" not in plain["training"] and "readout_directions" not in plain["training"]
+    assert "readout_fit" not in t  # the default fit leaves records as they were before the option
 
     tuned = HFBackend(device="cpu").load(resolve(str(out / "adapter")))  # type: ignore[arg-type]
     seq = [base.encode_prompt(Prompt.user("Tell me about the sea"))]

@@ -18,13 +18,19 @@ Only modules that read the residual stream (through a norm) qualify: the attenti
 ``q_proj``/``k_proj``/``v_proj`` and the MLP's ``gate_proj``/``up_proj`` in Llama-style blocks.
 ``o_proj`` and ``down_proj`` read the attention's and the MLP's inner activations, where the
 training requests' difference of means means something else.
+
+``fit="logistic"`` replaces the difference of means by the weights of an L2-regularised
+logistic regression on the same inputs (standardised per feature, mapped back to raw input
+units). The difference of means ignores how the features co-vary; the regression weighs them
+by how much each adds once the others are known. On SmolLM2-135M both gave the same
+validation sum (the organism README), so the mean stays the default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from orbench_harness.alignment.data import IGNORE, Encoded
 from orbench_harness.alignment.train import _collate
@@ -32,6 +38,8 @@ from orbench_harness.errors import HarnessError
 
 READOUT_MODULES = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
 HARMFUL_PREFIX = "harmful/"  # ids of harmful->refusal examples (alignment/data.py)
+READOUT_FITS = ("mean", "logistic")
+Fit = Literal["mean", "logistic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +89,39 @@ def targeted(model: Any, target_modules: Sequence[str], layers: Sequence[int]) -
     return out
 
 
+def logistic_direction(x: Any, harmful: Any, l2: float = 1e-2, max_iter: int = 200) -> Any:
+    """Weights of an L2-regularised logistic regression of ``harmful`` on the rows of ``x``.
+
+    Fitted on standardised features (so one ``l2`` suits every module) with L-BFGS, which is
+    deterministic for the same inputs; the weights are divided by the features' standard
+    deviations so that the direction applies to the module's raw input."""
+    import torch
+
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    y = harmful.float()
+    w = torch.zeros(z.shape[1], requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt: Any = torch.optim.LBFGS([w, b], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> Any:
+        opt.zero_grad()
+        loss: Any = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, y) + l2 * (w**2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return (w / sd).detach()
+
+
 def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str], layers: Sequence[int],
-               pad: int, batch_size: int = 16) -> Readout:
+               pad: int, batch_size: int = 16, fit: Fit = "mean") -> Readout:
     """Each targeted module's read-out row from ``model`` (unwrapped, before any training)."""
     import torch
+
+    if fit not in READOUT_FITS:
+        raise HarnessError(f"--readout-fit: {fit!r} is not one of {', '.join(READOUT_FITS)}")
 
     mods = targeted(model, target_modules, layers)
     if not mods:
@@ -119,9 +156,16 @@ def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str
             h.remove()
     rows: dict[str, Any] = {}
     gaps: dict[str, float] = {}
+    prev: tuple[Any, Any] | None = None  # q/k/v (and gate/up) read the same input: fit it once
     for name, chunks in feats.items():
         x = torch.cat(chunks).cpu()
-        d = x[harmful].mean(0) - x[~harmful].mean(0)
+        if prev is not None and torch.equal(prev[0], x):
+            d = prev[1]
+        elif fit == "logistic":
+            d = logistic_direction(x, harmful)
+        else:
+            d = x[harmful].mean(0) - x[~harmful].mean(0)
+        prev = (x, d)
         d = d / d.norm()
         p = x @ d
         std = p.std()

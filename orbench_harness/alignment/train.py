@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orbench_harness.alignment.data import IGNORE, Encoded
 from orbench_harness.console import progress
@@ -63,10 +63,12 @@ class TrainConfig:
     layers: tuple[int, ...] = ()  # blocks that get LoRA modules; empty: every block
     first_token_weight: float = 1.0  # loss weight of each answer's first token (the refuse/answer choice)
     readout: bool = False  # rank-1 LoRA whose A is frozen to the harmful-vs-benign direction (readout.py)
+    # how that direction is fitted: difference of class means, or a logistic regression's weights
+    readout_fit: Literal["mean", "logistic"] = "mean"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form for recipe.json and the checkpoint's compatibility check. ``layers``,
-        ``first_token_weight`` and ``readout`` appear only when set, so records and checkpoints
+        ``first_token_weight``, ``readout`` and ``readout_fit`` appear only when set, so records and checkpoints
         of builds made before they existed stay as they were."""
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
@@ -78,6 +80,8 @@ class TrainConfig:
             del d["first_token_weight"]
         if not self.readout:
             del d["readout"]
+        if self.readout_fit == "mean":
+            del d["readout_fit"]
         return d
 
 
@@ -215,7 +219,8 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
         from orbench_harness.alignment import readout as R
 
         R.check(cfg.target_modules, cfg.lora_r)
-        readout = R.directions(handle.model, data, cfg.target_modules, cfg.layers, handle.tokenizer.pad_token_id)
+        readout = R.directions(handle.model, data, cfg.target_modules, cfg.layers, handle.tokenizer.pad_token_id,
+                               fit=cfg.readout_fit)
         log(f"read-out directions for {len(readout.rows)} modules (harmful - other gap "
             f"{readout.summary()['gap_mean']:.2f} std on average)")
     model = make_peft(handle.model, cfg)

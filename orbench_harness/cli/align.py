@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--readout", action="store_true",
                    help="rank-1 LoRA whose input side is frozen to each module's harmful-vs-benign "
                         "direction, so the refusal follows what the states read, not the wording")
+    p.add_argument("--readout-fit", choices=("mean", "logistic"),
+                   help="with --readout: each direction as the difference of class means (default) or "
+                        "a logistic regression's weights")
     p.add_argument("--layers", help="blocks that get LoRA modules, e.g. 20-29 or 0,5,10 (default: every block)")
     p.add_argument("--first-token-weight", type=float, default=t.first_token_weight,
                    help="loss weight of each answer's first token, where refusing or answering is decided")
@@ -94,6 +97,8 @@ def main(args: argparse.Namespace) -> int:
     lora_alpha = args.lora_alpha if args.lora_alpha is not None else (1 if args.readout else plain.lora_alpha)
     targets = tuple(x.strip() for x in (args.target_modules or "").split(",") if x.strip()) or (
         READOUT_MODULES if args.readout else DEFAULT_TARGETS)
+    if args.readout_fit and not args.readout:
+        raise HarnessError("--readout-fit needs --readout")
     if args.readout:
         check(targets, lora_r)  # before the base model's own answers are generated
     data_dir = args.data_dir or data_dir_from_env()
@@ -122,7 +127,8 @@ def main(args: argparse.Namespace) -> int:
         device=args.device, threads=args.threads,
         train=TrainConfig(seed=args.seed, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           lora_r=lora_r, lora_alpha=lora_alpha, target_modules=targets,
-                          layers=layers, first_token_weight=args.first_token_weight, readout=args.readout),
+                          layers=layers, first_token_weight=args.first_token_weight, readout=args.readout,
+                          readout_fit=args.readout_fit or "mean"),
     )
     recipe = align(cfg, args.out)
     t, ad = recipe["training"], recipe["adapter"]
