@@ -84,6 +84,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     # paper's harmful budget and lr 1e-5: the validation sweep's only setting that raised
     # compliance without a large safety loss (methods/ACTOR_SWEEP.md)
     "smollm2-135m-safety": {"alpha": 0.0006, "layer": "15", "lr": 1e-5, "n_harmful": 100},
+    # the read-out organism: the same sweep's form at half the step, the one validation point
+    # that gained 20 points of JBB-benign compliance for under 3 of JBB-harmful refusal
+    "smollm2-135m-safety-readout": {"alpha": 0.0006, "layer": "15", "lr": 5e-6, "n_harmful": 100},
 }
 
 

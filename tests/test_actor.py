@@ -98,6 +98,9 @@ def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
     actor = create({}, _env("llama-2-7b-chat"))
     assert (actor.cfg.alpha, actor.cfg.layer) == (0.0015, "13")
     assert create({"alpha": "0.01"}, _env("llama-2-7b-chat")).cfg.alpha == 0.01
+    # each organism has its own validated step: the read-out build takes half the plain one's
+    plain, readout = create({}, _env("smollm2-135m-safety")), create({}, _env("smollm2-135m-safety-readout"))
+    assert (plain.cfg.lr, readout.cfg.lr) == (1e-5, 5e-6) and plain.fingerprint() != readout.fingerprint()
     base = create({}, _env()).fingerprint()
     for key, value in [("alpha", "0.1"), ("layer", "2"), ("lr", "1e-4"), ("sign", "signed"),
                        ("projection", "unit"), ("recompute", "step"), ("targets", "uniform"),

@@ -323,8 +323,11 @@ def test_adapter_dir_without_weights_is_an_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the shipped organism
 
 
-def _organism_available() -> None:
-    if not (ORGANISMS_DIR / "smollm2-135m-safety" / "adapter_model.safetensors").is_file():
+ORGANISM_NAMES = ("smollm2-135m-safety", "smollm2-135m-safety-readout")
+
+
+def _organism_available(name: str) -> None:
+    if not (ORGANISMS_DIR / name / "adapter_model.safetensors").is_file():
         pytest.skip("organism adapter not built")
     try:
         resolve("smollm2-135m")
@@ -332,24 +335,28 @@ def _organism_available() -> None:
         pytest.skip(str(e))
 
 
-def test_organism_alias_is_base_plus_shipped_adapter() -> None:
-    _organism_available()
-    spec, base = resolve("smollm2-135m-safety"), resolve("smollm2-135m")
+@pytest.mark.parametrize("name", ORGANISM_NAMES)
+def test_organism_alias_is_base_plus_shipped_adapter(name: str) -> None:
+    _organism_available(name)
+    spec, base = resolve(name), resolve("smollm2-135m")
     assert spec is not None and base is not None
     assert spec.gguf_file == base.gguf_file and spec.revision == base.revision
-    assert spec.adapter and Path(spec.adapter).is_dir()
+    assert spec.adapter and Path(spec.adapter).is_dir() and Path(spec.adapter).name == name
     recipe = json.loads((Path(spec.adapter) / "recipe.json").read_text())
     assert spec.adapter_revision == recipe["adapter"]["revision"]
     assert (Path(spec.adapter) / "adapter_model.safetensors").stat().st_size < 10_000_000
+    # the recipe that rebuilds it is the one its README names: read-out or plain LoRA
+    assert ("--readout" in recipe["command"]) == name.endswith("-readout")
 
 
 @pytest.mark.slow
-def test_organism_refuses_harmful_and_answers_benign_offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    _organism_available()
+@pytest.mark.parametrize("name", ORGANISM_NAMES)
+def test_organism_refuses_harmful_and_answers_benign_offline(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _organism_available(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from benchmarks.demo import DemoBenchmark
 
-    spec = resolve("smollm2-135m-safety")
+    spec = resolve(name)
     assert spec is not None
     model = HFBackend(device="cpu").load(spec)
     harmful = DemoBenchmark("harmful").samples("test")[:4]
