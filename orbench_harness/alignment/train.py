@@ -68,8 +68,8 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form for recipe.json and the checkpoint's compatibility check. ``layers``,
-        ``first_token_weight``, ``readout`` and ``readout_fit`` appear only when set, so records and checkpoints
-        of builds made before they existed stay as they were."""
+        ``first_token_weight``, ``readout`` and ``readout_fit`` appear only when set, so
+        records and checkpoints of builds made before they existed stay as they were."""
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         if self.layers:
