@@ -122,7 +122,6 @@ def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str
 
     if fit not in READOUT_FITS:
         raise HarnessError(f"--readout-fit: {fit!r} is not one of {', '.join(READOUT_FITS)}")
-
     mods = targeted(model, target_modules, layers)
     if not mods:
         raise HarnessError("--readout: no module of the model matches --target-modules/--layers")

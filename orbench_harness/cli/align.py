@@ -21,7 +21,7 @@ from orbench_harness.paths import data_dir_from_env
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``align``."""
-    from orbench_harness.alignment.readout import READOUT_MODULES
+    from orbench_harness.alignment.readout import READOUT_FITS, READOUT_MODULES
     from orbench_harness.alignment.recipe import RECIPES, AlignConfig
     from orbench_harness.alignment.train import DEFAULT_TARGETS, TrainConfig
 
@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--readout", action="store_true",
                    help="rank-1 LoRA whose input side is frozen to each module's harmful-vs-benign "
                         "direction, so the refusal follows what the states read, not the wording")
-    p.add_argument("--readout-fit", choices=("mean", "logistic"),
+    p.add_argument("--readout-fit", choices=READOUT_FITS,
                    help="with --readout: each direction as the difference of class means (default) or "
                         "a logistic regression's weights")
     p.add_argument("--layers", help="blocks that get LoRA modules, e.g. 20-29 or 0,5,10 (default: every block)")
