@@ -9,6 +9,7 @@ PLUGINS: tuple[str, ...] = (
     "benchmarks.advbench",
     "benchmarks.hexphi",
     "benchmarks.koala",
+    "benchmarks.alpaca_eval",
     "benchmarks.jailbreakbench",
     "benchmarks.sorry_bench",
     "benchmarks.gsm8k",

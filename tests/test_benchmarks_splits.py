@@ -26,7 +26,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The prompt-set plugins (the capability benchmarks have their own tests).
 OURS = {
     f"benchmarks.{m}" for m in (
-        "xstest", "scope", "orbench", "phtest", "oktest", "advbench", "hexphi", "koala",
+        "xstest", "scope", "orbench", "phtest", "oktest", "advbench", "hexphi", "koala", "alpaca_eval",
         "jailbreakbench", "sorry_bench", "gsm8k", "sql1k", "ultrachat", "truthfulqa", "alpaca",
         "harmful_train", "harmbench_contextual",
     )
@@ -42,6 +42,7 @@ EXPECTED_SIZES = {
     "hexphi": (330, 220, 110),
     "scope": (770, 25, 745),
     "koala": (156, 0, 156),
+    "alpaca-eval": (568, 0, 568),
     "jbb-benign": (100, 0, 100),
     "jbb-harmful": (100, 0, 100),
     "sorry-bench": (449, 0, 449),
@@ -178,6 +179,23 @@ def test_contextual_prompts_carry_their_passage(registry: Registry, shared_datas
 def test_koala_is_the_koala_subset(registry: Registry, shared_datasets: Path) -> None:
     samples = make(registry, "koala", shared_datasets).samples("all")
     assert {s.meta["dataset"] for s in samples} == {"koala"}
+
+
+def test_alpaca_eval_shares_no_prompt_with_koala_or_ultrachat(
+    registry: Registry, shared_datasets: Path
+) -> None:
+    samples = make(registry, "alpaca-eval", shared_datasets).samples("all")
+    assert {s.meta["dataset"] for s in samples} == {"selfinstruct", "oasst", "helpful_base"}
+    others = [
+        *make(registry, "koala", shared_datasets).samples("all"),
+        *make(registry, "ultrachat", shared_datasets).samples("all"),
+    ]
+    def key(text: str) -> str:
+        return " ".join(text.lower().split())
+    assert {key(s.prompt) for s in samples}.isdisjoint({key(s.prompt) for s in others})
+    # the UltraChat file is read (and hashed) for that filter
+    names = {f.path for f in make(registry, "alpaca-eval", shared_datasets).data_files()}
+    assert any("ultra_eval.json" in n for n in names)
 
 
 def test_sorry_bench_local_merge_skips_the_row_empty_everywhere(
