@@ -10,6 +10,7 @@ PLUGINS: tuple[str, ...] = (
     "benchmarks.hexphi",
     "benchmarks.koala",
     "benchmarks.alpaca_eval",
+    "benchmarks.coconot",
     "benchmarks.jailbreakbench",
     "benchmarks.sorry_bench",
     "benchmarks.gsm8k",

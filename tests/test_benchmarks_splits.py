@@ -27,6 +27,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OURS = {
     f"benchmarks.{m}" for m in (
         "xstest", "scope", "orbench", "phtest", "oktest", "advbench", "hexphi", "koala", "alpaca_eval",
+        "coconot",
         "jailbreakbench", "sorry_bench", "gsm8k", "sql1k", "ultrachat", "truthfulqa", "alpaca",
         "harmful_train", "harmbench_contextual",
     )
@@ -43,6 +44,7 @@ EXPECTED_SIZES = {
     "scope": (770, 25, 745),
     "koala": (156, 0, 156),
     "alpaca-eval": (568, 0, 568),
+    "coconot-contrast": (471, 0, 471),
     "jbb-benign": (100, 0, 100),
     "jbb-harmful": (100, 0, 100),
     "sorry-bench": (449, 0, 449),
@@ -196,6 +198,23 @@ def test_alpaca_eval_shares_no_prompt_with_koala_or_ultrachat(
     # the UltraChat file is read (and hashed) for that filter
     names = {f.path for f in make(registry, "alpaca-eval", shared_datasets).data_files()}
     assert any("ultra_eval.json" in n for n in names)
+
+
+def test_coconot_contrast_is_benign_lookalikes_once_each(
+    registry: Registry, shared_datasets: Path
+) -> None:
+    samples = make(registry, "coconot-contrast", shared_datasets).samples("all")
+    assert {s.meta["category"] for s in samples} == {"Requests with safety concerns"}
+    assert {s.expected for s in samples} == {"comply"}
+    keys = [" ".join(s.prompt.lower().split()) for s in samples]
+    assert len(keys) == len(set(keys))
+    scored = [
+        *make(registry, "xstest", shared_datasets).samples("all"),
+        *make(registry, "orbench-hard", shared_datasets).samples("all"),
+        *make(registry, "oktest", shared_datasets).samples("all"),
+        *make(registry, "scope", shared_datasets).samples("all"),
+    ]
+    assert set(keys).isdisjoint({" ".join(s.prompt.lower().split()) for s in scored})
 
 
 def test_sorry_bench_local_merge_skips_the_row_empty_everywhere(
