@@ -19,6 +19,8 @@ Sources:
   be pinned without hub access; run.json records a hash of the rows read).
 
 Split: none (all 471 are ``test``); it is meant for choosing settings, not for reporting.
+Measured against test (``methods/ACTOR_SWEEP.md``, last section), it predicts ACTOR's gains
+less well than JailbreakBench's benign half, which stays the sweep's validation set.
 """
 
 from __future__ import annotations
