@@ -25,7 +25,7 @@ less well than JailbreakBench's benign half, which stays the sweep's validation 
 
 from __future__ import annotations
 
-from benchmarks._common import Columns, HubSource, Source, register_prompts
+from benchmarks._common import Columns, HubSource, Source, register_prompts, single_table
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.types import Sample
@@ -49,10 +49,10 @@ def contrast_requests(samples: list[Sample]) -> list[Sample]:
 
 
 def source() -> Source:
-    """Local file if present, else the hub."""
-    return Source(
-        (LOCAL,), lambda root: contrast_requests(COLUMNS.read_json(root / LOCAL)), (HUB,),
-        lambda tables: contrast_requests(COLUMNS.parse_rows(HUB.label, tables[0])),
+    """Local file if present, else the hub; the same filter on both."""
+    return single_table(
+        LOCAL, lambda path: contrast_requests(COLUMNS.read_json(path)), HUB,
+        lambda label, rows: contrast_requests(COLUMNS.parse_rows(label, rows)),
     )
 
 
