@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 
 from benchmarks._common import Columns, Source, register_prompts
+from benchmarks.harmful_train import normalise
 from benchmarks.koala import HUB
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
@@ -39,14 +40,10 @@ SUBSETS = ("selfinstruct", "oasst", "helpful_base")
 COLUMNS = Columns(prompt="instruction", expected="comply", meta=("dataset",))
 
 
-def _key(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def plain_subsets(samples: list[Sample], exclude: frozenset[str] = frozenset()) -> list[Sample]:
-    """The three plain subsets, less any prompt whose normalised text is in ``exclude``."""
+    """The three plain subsets, less any prompt whose ``normalise``d text is in ``exclude``."""
     return [
-        s for s in samples if s.meta["dataset"] in SUBSETS and _key(s.prompt) not in exclude
+        s for s in samples if s.meta["dataset"] in SUBSETS and normalise(s.prompt) not in exclude
     ]
 
 
@@ -55,7 +52,7 @@ def _ultrachat_prompts(root: Path) -> frozenset[str]:
     if not path.is_file():
         return frozenset()
     rows = json.loads(path.read_text(encoding="utf-8"))
-    return frozenset(_key(str(r["data"])) for r in rows)
+    return frozenset(normalise(str(r["data"])) for r in rows)
 
 
 def source() -> Source:

@@ -26,6 +26,7 @@ less well than JailbreakBench's benign half, which stays the sweep's validation 
 from __future__ import annotations
 
 from benchmarks._common import Columns, HubSource, Source, register_prompts, single_table
+from benchmarks.harmful_train import normalise
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.types import Sample
@@ -41,7 +42,7 @@ def contrast_requests(samples: list[Sample]) -> list[Sample]:
     seen: set[str] = set()
     kept: list[Sample] = []
     for s in samples:
-        key = " ".join(s.prompt.lower().split())
+        key = normalise(s.prompt)
         if s.meta["category"] == CATEGORY and key not in seen:
             seen.add(key)
             kept.append(s)

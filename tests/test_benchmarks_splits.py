@@ -26,8 +26,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The prompt-set plugins (the capability benchmarks have their own tests).
 OURS = {
     f"benchmarks.{m}" for m in (
-        "xstest", "scope", "orbench", "phtest", "oktest", "advbench", "hexphi", "koala", "alpaca_eval",
-        "coconot",
+        "xstest", "scope", "orbench", "phtest", "oktest", "advbench", "hexphi", "koala",
+        "alpaca_eval", "coconot",
         "jailbreakbench", "sorry_bench", "gsm8k", "sql1k", "ultrachat", "truthfulqa", "alpaca",
         "harmful_train", "harmbench_contextual",
     )
@@ -192,9 +192,7 @@ def test_alpaca_eval_shares_no_prompt_with_koala_or_ultrachat(
         *make(registry, "koala", shared_datasets).samples("all"),
         *make(registry, "ultrachat", shared_datasets).samples("all"),
     ]
-    def key(text: str) -> str:
-        return " ".join(text.lower().split())
-    assert {key(s.prompt) for s in samples}.isdisjoint({key(s.prompt) for s in others})
+    assert {normalise(s.prompt) for s in samples}.isdisjoint({normalise(s.prompt) for s in others})
     # the UltraChat file is read (and hashed) for that filter
     names = {f.path for f in make(registry, "alpaca-eval", shared_datasets).data_files()}
     assert any("ultra_eval.json" in n for n in names)
@@ -206,7 +204,7 @@ def test_coconot_contrast_is_benign_lookalikes_once_each(
     samples = make(registry, "coconot-contrast", shared_datasets).samples("all")
     assert {s.meta["category"] for s in samples} == {"Requests with safety concerns"}
     assert {s.expected for s in samples} == {"comply"}
-    keys = [" ".join(s.prompt.lower().split()) for s in samples]
+    keys = [normalise(s.prompt) for s in samples]
     assert len(keys) == len(set(keys))
     scored = [
         *make(registry, "xstest", shared_datasets).samples("all"),
@@ -214,7 +212,7 @@ def test_coconot_contrast_is_benign_lookalikes_once_each(
         *make(registry, "oktest", shared_datasets).samples("all"),
         *make(registry, "scope", shared_datasets).samples("all"),
     ]
-    assert set(keys).isdisjoint({" ".join(s.prompt.lower().split()) for s in scored})
+    assert set(keys).isdisjoint({normalise(s.prompt) for s in scored})
 
 
 def test_sorry_bench_local_merge_skips_the_row_empty_everywhere(
