@@ -73,7 +73,9 @@ class MiniLMEmbedder:
         if self._model is not None:
             return
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar is noise in run logs
         path = model_dir()
         self._tok = AutoTokenizer.from_pretrained(str(path))
         self._model = AutoModel.from_pretrained(str(path)).eval()

@@ -146,8 +146,11 @@ def resolve(name: str) -> ModelSpec | None:
             gguf_file=path.name,
             revision=f"gguf:{st.st_size}:{int(st.st_mtime)}",
         )
-    if name.count("/") == 1 and not name.startswith((".", "/")):
-        repo, _, rev = name.partition("@")
+    repo, _, rev = name.partition("@")  # a revision may hold slashes: refs/pr/3
+    if name.startswith((".", "/", "~")) or repo.count("/") > 1:
+        # Shaped like a path, not an alias or an ``org/name`` hub id: say the path is missing.
+        raise HarnessError(f"{name}: no such model directory or .gguf file")
+    if repo.count("/") == 1:
         return ModelSpec(name=repo.split("/")[1], source=repo, revision=rev or "main")
     return None
 

@@ -42,6 +42,12 @@ tested elsewhere are listed here and not repeated ("here" = this file; paths und
                                                 test_judges_llm.py::test_client_errors_are_not_retried
 14   --limit 0                               -> test_runner.py::test_bad_input_is_one_line_and_exit_2
 14   --limit -1                              -> here: test_bad_flags_are_one_line_and_exit_2
+15   hub model gated / missing / bad revision -> test_model_loading_errors.py::
+                                                  test_hub_refusals_name_the_cause_and_the_fix
+15   hub model offline, not cached           -> test_model_loading_errors.py::
+                                                  test_offline_without_a_cached_copy_says_how_to_get_one
+                                                  test_the_cli_prints_it_as_one_line
+16   model path that does not exist          -> test_model_loading_errors.py::test_a_missing_path_is_named_as_a_path
 
 Every CLI test here resolves a tiny local model and stops before loading it, except the
 truncation test (4 new tokens); judges are ``strmatch`` or a loopback server that answers 401,

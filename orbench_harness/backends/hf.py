@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orbench_harness.backends._hub import hub_errors
 from orbench_harness.console import info
 from orbench_harness.errors import HarnessError
 from orbench_harness.paths import cache_dir
@@ -60,7 +61,8 @@ class HFBackend:
             torch.set_num_threads(self.threads)
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         source, kwargs = self._materialise(spec)
-        tok = AutoTokenizer.from_pretrained(source, **kwargs)
+        with hub_errors(spec, source):
+            tok = AutoTokenizer.from_pretrained(source, **kwargs)
         if spec.chat_template:
             tok.chat_template = spec.chat_template
         if not tok.chat_template:
@@ -68,7 +70,8 @@ class HFBackend:
                 f"model {spec.name!r} has no chat template; pass one with --chat-template FILE"
             )
         dtype = _dtype(spec.dtype, device)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        with hub_errors(spec, source):
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
         if spec.adapter:
             from peft import PeftModel
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from orbench_harness.backends._hub import hub_errors
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import OnBatch
 from orbench_harness.types import Capability, Completion, GenParams, ModelSpec, Prompt
@@ -87,7 +88,8 @@ class VLLMBackend:
             from orbench_harness.backends.hf import convert_gguf
 
             source, revision = str(convert_gguf(spec)), None
-        tok = AutoTokenizer.from_pretrained(source, revision=revision)
+        with hub_errors(spec, source):
+            tok = AutoTokenizer.from_pretrained(source, revision=revision)
         if spec.chat_template:
             tok.chat_template = spec.chat_template
         if not tok.chat_template:
