@@ -32,3 +32,13 @@ def test_sweep_runs_each_point_and_reports_it(tiny_model_dir: Path, tmp_path: Pa
     assert len(fps) == 2
     out = capsys.readouterr().out
     assert "sweep: actor" in out and "0.001" in out
+
+
+def test_a_bad_value_in_a_later_point_fails_before_any_point_runs(
+        tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Options are checked for every point up front: the grid's last value must not fail hours in."""
+    argv = ["sweep", "--model", str(tiny_model_dir), "--method", "actor", "--param", "lr=1e-5,abc",
+            "--method-arg", "epochs=1", "--judge", "strmatch", "--limit", "2", "--out", str(tmp_path / "sweep")]
+    assert main(argv) == 2
+    assert "lr must be a float (got 'abc')" in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()

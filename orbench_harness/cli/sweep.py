@@ -58,16 +58,21 @@ def point_dir(out: Path, method: str, point: dict[str, str]) -> Path:
 def main(args: argparse.Namespace) -> int:
     """Run every point and print a table of their summary scores."""
     from orbench_harness.console import info, table
-    from orbench_harness.runner import run
+    from orbench_harness.registry import Registry
+    from orbench_harness.runner import resolve, run
 
     base = spec_from_args(args)
     grid = parse_grid(args.param)
     clash = set(grid[0]) & set(base.method_args)
     if clash:
         raise HarnessError(f"conflicting flags: {sorted(clash)[0]!r} given by --param and --method-arg")
+    specs: list[RunSpec] = [dataclasses.replace(base, method_args={**base.method_args, **point})
+                            for point in grid]
+    registry = Registry()
+    for spec in specs:  # a bad value in the last point must not surface after hours of the first
+        resolve(spec, registry)
     rows: list[list[Any]] = []
-    for i, point in enumerate(grid, start=1):
-        spec: RunSpec = dataclasses.replace(base, method_args={**base.method_args, **point})
+    for i, (point, spec) in enumerate(zip(grid, specs, strict=True), start=1):
         out = point_dir(args.out, spec.method, point)
         info(f"[{i}/{len(grid)}] {spec.method} {point} -> {out}")
         res = run(spec, out)
