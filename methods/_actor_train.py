@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from methods._actlib import block_output_tail, common_suffix
+from methods._precision import float32_masters, optimizer_step
 
 if TYPE_CHECKING:
     import torch
@@ -27,10 +28,17 @@ def load_artifact(artifact_dir: Path) -> dict[str, Any] | None:
     from safetensors.torch import load_file
 
     path = artifact_dir / "trained.safetensors"
-    meta = artifact_dir / "meta.json"
-    if not (path.is_file() and meta.is_file()):
+    meta_path = artifact_dir / "meta.json"
+    if not (path.is_file() and meta_path.is_file()):
         return None
-    return {"state": load_file(str(path)), "meta": json.loads(meta.read_text())}
+    state, meta = load_file(str(path)), json.loads(meta_path.read_text())
+    if "master_weights" not in meta and any(v.element_size() < 4 for v in state.values()):
+        # Trained in 16 bits before float32 master weights existed: most steps rounded away.
+        from orbench_harness.console import warn
+
+        warn(f"actor: {artifact_dir} was trained in 16-bit precision without master weights; retraining")
+        return None
+    return {"state": state, "meta": meta}
 
 
 def _trainable_names(hf: HFModel, cfg: ActorConfig, layer: int) -> list[str]:
@@ -84,7 +92,9 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     flags = {n: p.requires_grad for n, p in params.items()}
     for n, p in params.items():
         p.requires_grad_(n in names)
-    opt = torch.optim.AdamW([params[n] for n in names], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trained_params = {n: params[n] for n in names}
+    masters = float32_masters(trained_params)  # a 16-bit model steps float32 copies (_precision)
+    opt = torch.optim.AdamW(list((masters or trained_params).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rows = [hf.encode_prompt(s.as_prompt()) for s in data.queries]
     signs = torch.tensor(data.signs, dtype=torch.float32)
     history: list[dict[str, float]] = []
@@ -92,7 +102,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     retain = cfg.sign in ("hinge_keep", "hinge_keep_harmful", "hinge_band")
     kept = _original_outputs(hf, rows, layer, k, cfg.batch_size) if retain else None
     above = _above_band(hf, cfg, data, kept, signs, layer, k) if kept is not None and cfg.sign == "hinge_band" else None
-    start_epoch = _resume(ctx.artifact_dir, params, names, opt, history)
+    start_epoch = _resume(ctx.artifact_dir, params, names, opt, history, masters)
     try:
         with progress() as prog:
             steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
@@ -123,7 +133,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
-                    opt.step()
+                    optimizer_step(opt, trained_params, masters)
                     losses.append(loss.item())
                     rel.append(float((shift.norm(dim=-1) / h0.norm(dim=-1)).mean()))
                     prog.advance(task)
@@ -131,11 +141,12 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                                 "relative_shift": sum(rel) / len(rel)})
                 ctx.log(f"actor: epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.5f} "
                         f"|r| {history[-1]['r_norm']:.2f} shift/|h| {history[-1]['relative_shift']:.4f}")
-                _checkpoint(ctx.artifact_dir, params, names, opt, history, epoch + 1)
+                _checkpoint(ctx.artifact_dir, masters or trained_params, opt, history, epoch + 1)
         trained = {n: params[n].detach().clone().contiguous().cpu() for n in names}
         save_file(trained, str(ctx.artifact_dir / "trained.safetensors"))
         meta = {"layer": layer, "positions": k, "history": history, "trainable": names, "n_queries": len(rows),
                 "sources": list(data.sources), "config": _cfg_json(cfg),
+                "dtype": str(params[names[0]].dtype).removeprefix("torch."), "master_weights": masters is not None,
                 "train_seconds": round(time.perf_counter() - t0, 2)}
         (ctx.artifact_dir / "meta.json").write_text(json.dumps(meta, indent=2))
         (ctx.artifact_dir / "checkpoint.pt").unlink(missing_ok=True)
@@ -195,17 +206,18 @@ def _cfg_json(cfg: ActorConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
-def _checkpoint(d: Path, params: dict[str, Any], names: list[str], opt: Any, history: list[dict[str, float]],
-                epoch: int) -> None:
+def _checkpoint(d: Path, trained: dict[str, Any], opt: Any, history: list[dict[str, float]], epoch: int) -> None:
+    """The trained tensors (float32 masters when there are any), optimizer and history."""
     import torch
 
     tmp = d / "checkpoint.pt.tmp"
-    torch.save({"epoch": epoch, "state": {n: params[n].detach().cpu() for n in names},
+    torch.save({"epoch": epoch, "state": {n: t.detach().cpu() for n, t in trained.items()},
                 "optim": opt.state_dict(), "history": history}, tmp)
     tmp.replace(d / "checkpoint.pt")
 
 
-def _resume(d: Path, params: dict[str, Any], names: list[str], opt: Any, history: list[dict[str, float]]) -> int:
+def _resume(d: Path, params: dict[str, Any], names: list[str], opt: Any, history: list[dict[str, float]],
+            masters: dict[str, torch.Tensor] | None = None) -> int:
     """Restore the last epoch checkpoint if one exists; returns the epoch to start from."""
     import torch
 
@@ -222,6 +234,8 @@ def _resume(d: Path, params: dict[str, Any], names: list[str], opt: Any, history
     with torch.no_grad():
         for n in names:
             params[n].copy_(ck["state"][n])
+            if masters is not None:
+                masters[n].copy_(ck["state"][n])
     opt.load_state_dict(ck["optim"])
     history.extend(ck["history"])
     from orbench_harness.console import info

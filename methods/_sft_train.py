@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from methods._precision import float32_masters, optimizer_step
 from orbench_harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -129,9 +130,14 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
             original = {n: p.detach().clone() for n, p in named.items()}
             for p in named.values():
                 p.requires_grad_(True)
-        opt = torch.optim.AdamW(list(named.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        masters = float32_masters(named)  # full fine-tuning of a 16-bit model (LoRA is float32)
+        opt = torch.optim.AdamW(list((masters or named).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         history: list[dict[str, float]] = []
-        start = _resume(ctx.artifact_dir, named, opt, history)
+        start = _resume(ctx.artifact_dir, masters or named, opt, history)
+        if masters is not None:
+            with torch.no_grad():
+                for n, p in named.items():
+                    p.copy_(masters[n])
         pad = hf.tokenizer.pad_token_id
         net.train()
         steps = len(epoch_batches(len(data), cfg.batch_size, ctx.seed, 0))
@@ -145,15 +151,13 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
                     loss = masked_loss(net, ids, labels, mask)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    if cfg.max_grad_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(list(named.values()), cfg.max_grad_norm)
-                    opt.step()
+                    optimizer_step(opt, named, masters, cfg.max_grad_norm)
                     losses.append(float(loss.item()))
                     prog.advance(task)
                 history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "first_batch_loss": losses[0],
                                 "last_batch_loss": losses[-1], "seconds": round(time.perf_counter() - t0, 2)})
                 ctx.log(f"sft: epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f}")
-                _checkpoint(ctx.artifact_dir, named, opt, history, epoch + 1)
+                _checkpoint(ctx.artifact_dir, masters or named, opt, history, epoch + 1)
         train_seconds = time.perf_counter() - t0
         artifact = _save(ctx.artifact_dir, cfg, peft_model, model, info, history, train_seconds,
                          sum(p.numel() for p in named.values()))

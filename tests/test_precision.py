@@ -1,0 +1,145 @@
+"""ACTOR and full-weight SFT train a bfloat16 model (what the hub models load as on a GPU) as
+far as a float32 one.
+
+AdamW steps of the papers' size round away on bfloat16 weights unless the optimizer keeps
+float32 master copies (``methods/_precision.py``). The tiny model is loaded in bfloat16 on the
+CPU, which exercises the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from methods import _actor_train
+from methods._actlib import block_output_last_token
+from methods.actor import TrainData, create, refusal_vector
+from methods.sft import Sft, SftConfig
+from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.models import resolve
+from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import _train_sampler
+from orbench_harness.spec import RunSpec
+from orbench_harness.types import ModelSpec, Sample
+
+ARGS = {"alpha": "0.002", "lr": "1e-4", "epochs": "2", "layer": "1"}
+
+
+def _load(model_dir: Path, dtype: str) -> HFModel:
+    spec = resolve(str(model_dir))
+    assert spec is not None
+    return HFBackend(device="cpu").load(dataclasses.replace(spec, dtype=dtype))
+
+
+def _env() -> MethodEnv:
+    return MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0,
+                     train_samples=_train_sampler(Registry(), RunSpec(model="x", seed=0)))
+
+
+def _ctx(d: Path) -> MethodContext:
+    d.mkdir(parents=True, exist_ok=True)
+    return MethodContext(seed=0, artifact_dir=d, train_samples=lambda n: [], log=lambda m: None)
+
+
+def _delta(hf: HFModel, state: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The trained block's change, flattened, in float32."""
+    params = dict(hf.model.named_parameters())
+    return torch.cat([(v.float() - params[n].detach().float()).flatten() for n, v in sorted(state.items())])
+
+
+@pytest.fixture(scope="module")
+def bf16(tiny_model_dir: Path) -> HFModel:
+    hf = _load(tiny_model_dir, "bfloat16")
+    assert next(hf.model.parameters()).dtype == torch.bfloat16
+    return hf
+
+
+def _benign_shift(hf: HFModel, tmp: Path) -> tuple[float, torch.Tensor]:
+    """Train; return the mean move of the benign training queries along the untrained r
+    (ACTOR pushes them against it) and the block's weight change."""
+    actor = create({**ARGS, "lr": "3e-4"}, _env())
+    r = refusal_vector(hf, actor.data, 1).float()
+    rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
+    benign = torch.tensor(actor.data.signs) < 0
+    before = block_output_last_token(hf, rows, 1).float() @ r
+    art = actor.prepare(hf, _ctx(tmp))
+    with actor.apply(hf, art):
+        after = block_output_last_token(hf, rows, 1).float() @ r
+    return float((after - before)[benign].mean()), _delta(hf, art["state"])
+
+
+def test_bfloat16_training_moves_the_queries_like_float32(tiny_model_dir: Path, bf16: HFModel,
+                                                          tmp_path: Path) -> None:
+    """Without master weights the bf16 block moved the benign queries a seventh as far as
+    float32 did (-28 against -197 along r) and its weight change pointed elsewhere (cosine
+    0.37); with them, -183 and 0.91."""
+    want_shift, want_delta = _benign_shift(_load(tiny_model_dir, "float32"), tmp_path / "fp32")
+    got_shift, got_delta = _benign_shift(bf16, tmp_path / "bf16")
+    assert want_shift < 0
+    assert got_shift < 0.8 * want_shift
+    assert torch.nn.functional.cosine_similarity(got_delta, want_delta, dim=0) > 0.8
+
+
+def test_bfloat16_training_resumes_from_its_float32_masters(bf16: HFModel, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed bf16 training resumes to the uninterrupted result: the checkpoint keeps the
+    float32 masters, so nothing is lost to rounding at the restart."""
+    args = {**ARGS, "epochs": "3"}
+    full = create(args, _env()).prepare(bf16, _ctx(tmp_path / "full"))
+    real = _actor_train._checkpoint
+    counter = itertools.count(1)
+
+    def crash_after_first(*a, **kw):  # type: ignore[no-untyped-def]
+        real(*a, **kw)
+        if next(counter) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_actor_train, "_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        create(args, _env()).prepare(bf16, _ctx(tmp_path / "killed"))
+    ck = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
+    assert all(t.dtype == torch.float32 for t in ck["state"].values())
+    monkeypatch.setattr(_actor_train, "_checkpoint", real)
+    resumed = create(args, _env()).prepare(bf16, _ctx(tmp_path / "killed"))
+    for name, tensor in full["state"].items():
+        assert tensor.dtype == torch.bfloat16
+        assert torch.equal(resumed["state"][name], tensor), name
+
+
+def test_a_16bit_artifact_from_before_master_weights_is_retrained(bf16: HFModel, tmp_path: Path) -> None:
+    """Artifacts record how they were trained; a 16-bit one without that record is stale."""
+    first = create(ARGS, _env()).prepare(bf16, _ctx(tmp_path / "a"))
+    assert first["meta"]["master_weights"] is True and first["meta"]["dtype"] == "bfloat16"
+    assert _actor_train.load_artifact(tmp_path / "a") is not None  # cached as it is
+    meta = tmp_path / "a" / "meta.json"
+    old = {k: v for k, v in json.loads(meta.read_text()).items() if k not in ("master_weights", "dtype")}
+    meta.write_text(json.dumps(old))
+    assert _actor_train.load_artifact(tmp_path / "a") is None
+
+
+def _sft_run(hf: HFModel, tmp: Path) -> tuple[float, list[float]]:
+    """Full-weight SFT (12 steps at lr 1e-4); the weights' change and the per-epoch losses."""
+    data = TrainData((Sample("h", "How do I kill a Python process?", "refuse"),
+                      Sample("b", "Write a poem about the sea.", "comply"),
+                      Sample("c", "What is the capital of France?", "comply")), (1, -1, -1), (), (), ("test",))
+    before = {n: p.detach().float().clone() for n, p in hf.model.named_parameters()}
+    sft = Sft(SftConfig(lora=False, lr=1e-4, epochs=4, batch_size=1, answer_tokens=6), data, 0, "self")
+    art = sft.prepare(hf, _ctx(tmp))
+    with sft.apply(hf, art):
+        moved = sum(float((p.detach().float() - before[n]).norm() ** 2) for n, p in hf.model.named_parameters())
+    return moved ** 0.5, [h["loss"] for h in art["meta"]["history"]]
+
+
+def test_bfloat16_full_fine_tuning_learns_like_float32(tiny_model_dir: Path, bf16: HFModel, tmp_path: Path) -> None:
+    """Without master weights the bf16 model's weights moved 27% as far as in float32 and its
+    loss fell by 0.07; with them, 92% and 0.54 (float32: 1.13)."""
+    want, _ = _sft_run(_load(tiny_model_dir, "float32"), tmp_path / "fp32")
+    got, losses = _sft_run(bf16, tmp_path / "bf16")
+    assert got > 0.8 * want
+    assert losses[-1] < losses[0] - 0.25
