@@ -58,6 +58,8 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
     model = registry.resolve_model(spec.model)
     if spec.chat_template:
         model = ModelSpec(**{**_spec_fields(model), "chat_template": spec.chat_template})
+    if spec.dtype:  # part of the model's cache key, so generations in two precisions never mix
+        model = ModelSpec(**{**_spec_fields(model), "dtype": spec.dtype})
     env = MethodEnv(model=model, seed=spec.seed, train_samples=_train_sampler(registry, spec), data_dir=spec.data_dir)
     method: Method = registry.create("methods", spec.method, dict(spec.method_args), env)
     judge: Judge = registry.create("judges", spec.judge, dict(spec.judge_args))

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orbench_harness.cache import cache_key
 from orbench_harness.errors import HarnessError
@@ -46,8 +46,11 @@ class RunSpec:
     max_new_tokens: int | None = None
     data_dir: Path | None = None
     chat_template: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None
 
     def __post_init__(self) -> None:
+        if self.dtype not in (None, "auto", "float32", "bfloat16", "float16"):
+            raise HarnessError(f"--dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})")
         if self.limit is not None and self.limit < 1:
             raise HarnessError(f"--limit must be a positive integer (got {self.limit})")
         if self.batch_size < 1:
@@ -117,6 +120,8 @@ def identity(spec: RunSpec, model_key: Mapping[str, Any], method_fp: str, judge_
     d = spec.to_json()
     for k in ("batch_size", "judge_batch_size", "data_dir", "backend_args"):
         d.pop(k, None)
+    if d.get("dtype") is None:  # not given: runs from before --dtype keep their identity
+        d.pop("dtype", None)
     return cache_key("run", {"spec": d, "model": dict(model_key), "method": method_fp, "judge": judge_id})
 
 

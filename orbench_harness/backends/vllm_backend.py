@@ -95,7 +95,7 @@ class VLLMBackend:
         if not tok.chat_template:
             raise HarnessError(f"model {spec.name!r} has no chat template; pass one with --chat-template FILE")
         engine_args: dict[str, Any] = {"model": source, "tokenizer": source, "revision": revision,
-                                       "dtype": self.options.get("dtype", "auto")}
+                                       "dtype": self.options.get("dtype", spec.dtype)}
         for key in ("tensor_parallel_size", "max_model_len"):
             if key in self.options:
                 engine_args[key] = int(self.options[key])

@@ -1,0 +1,60 @@
+"""``--dtype``: every method runs on a bfloat16 model, and the precision is part of the run.
+
+On a GPU the hub models load in bfloat16 (``auto``); this exercises that arithmetic on the
+CPU with the tiny model, through the CLI, for the methods that hook, steer or train it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orbench_harness.cli import main
+from orbench_harness.errors import HarnessError
+from orbench_harness.spec import RunSpec
+
+CHEAP = {
+    "none": [],
+    "actor": ["--method-arg", "epochs=1", "--method-arg", "layer=1"],
+    "sft": ["--method-arg", "epochs=1", "--method-arg", "answer_tokens=4", "--method-arg", "n_harmful=4",
+            "--method-arg", "n_benign=4"],
+    "scans": [],
+    "surgical": [],
+    "self-cd": [],
+}
+
+
+def _argv(model: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--model", str(model), "--judge", "strmatch", "--limit", "2", "--max-new-tokens", "4",
+            "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("method", sorted(CHEAP))
+def test_every_method_runs_on_a_bfloat16_model(method: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / method
+    assert main(_argv(tiny_model_dir, out, "--dtype", "bfloat16", "--method", method, *CHEAP[method])) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"]["dtype"] == "bfloat16" and run["spec"]["dtype"] == "bfloat16"
+    results = json.loads((out / "results.json").read_text())
+    assert sum(b["n"] for b in results["benchmarks"].values()) > 0
+
+
+def test_the_precision_is_part_of_the_run(tiny_model_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A run directory made in bfloat16 is not resumed as a float32 run (nor its cache reused)."""
+    out = tmp_path / "r"
+    assert main(_argv(tiny_model_dir, out, "--dtype", "bfloat16")) == 0
+    capsys.readouterr()
+    assert main(_argv(tiny_model_dir, out, "--dtype", "float32")) == 2
+    assert "holds a different run" in capsys.readouterr().err
+    assert main(_argv(tiny_model_dir, tmp_path / "fp32", "--dtype", "float32")) == 0
+    a = json.loads((out / "run.json").read_text())["identity"]
+    b = json.loads((tmp_path / "fp32" / "run.json").read_text())["identity"]
+    assert a != b
+
+
+def test_an_unknown_dtype_is_refused() -> None:
+    with pytest.raises(HarnessError, match="--dtype must be"):
+        RunSpec(model="x", dtype="int4")  # type: ignore[arg-type]
