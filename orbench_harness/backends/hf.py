@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orbench_harness.backends._chat import render, stop_ids
 from orbench_harness.backends._hub import hub_errors
 from orbench_harness.console import info
 from orbench_harness.errors import HarnessError
@@ -149,11 +150,8 @@ class HFModel:
         return int(min(n, 1_000_000))
 
     def render(self, prompt: Prompt) -> str:
-        """The chat template applied, ending with the assistant prefix."""
-        text: str = self.tokenizer.apply_chat_template(
-            prompt.to_json(), tokenize=False, add_generation_prompt=True
-        )
-        return text
+        """The chat template applied, ending with the assistant prefix (``_chat.render``)."""
+        return render(self.tokenizer, prompt)
 
     def encode(self, text: str) -> list[int]:
         """Token ids without added special tokens (templates render their own)."""
@@ -339,12 +337,5 @@ class HFModel:
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    ids: set[int] = set()
-    cfg_eos = getattr(model.generation_config, "eos_token_id", None)
-    if isinstance(cfg_eos, int):
-        ids.add(cfg_eos)
-    elif isinstance(cfg_eos, list):
-        ids.update(cfg_eos)
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return sorted(ids)
+    """Stop tokens: the generation config's and tokenizer's EOS and the template's turn end."""
+    return stop_ids(tokenizer, getattr(model.generation_config, "eos_token_id", None))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from orbench_harness.backends._chat import prompt_ids, stop_ids
 from orbench_harness.backends._hub import hub_errors
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import OnBatch
@@ -101,7 +102,8 @@ class VLLMBackend:
                 engine_args[key] = int(self.options[key])
         if "gpu_memory_utilization" in self.options:
             engine_args["gpu_memory_utilization"] = float(self.options["gpu_memory_utilization"])
-        return VLLMModel(spec, LLM(**engine_args), tok)
+        eos = stop_ids(tok, _generation_eos(source, revision))
+        return VLLMModel(spec, LLM(**engine_args), tok, eos)
 
 
 class VLLMModel:
@@ -109,12 +111,11 @@ class VLLMModel:
 
     capabilities = VLLMBackend.capabilities
 
-    def __init__(self, spec: ModelSpec, llm: Any, tokenizer: Any) -> None:
+    def __init__(self, spec: ModelSpec, llm: Any, tokenizer: Any, eos_ids: list[int]) -> None:
         self.spec = spec
         self.llm = llm
         self.tokenizer = tokenizer
-        eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-        self.eos_ids = sorted(eos)
+        self.eos_ids = eos_ids
         self.max_length = int(llm.llm_engine.model_config.max_model_len)
 
     def generate(self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 8,
@@ -122,8 +123,7 @@ class VLLMModel:
         """Chunks of prompts through the engine (it batches internally); results in order."""
         from vllm import SamplingParams
 
-        ids = [self.tokenizer.apply_chat_template(p.to_json(), tokenize=True, add_generation_prompt=True)
-               for p in prompts]
+        ids = [prompt_ids(self.tokenizer, p) for p in prompts]  # token-identical to the hf backend's
         sampling = SamplingParams(**sampling_kwargs(params, self.eos_ids))
         out: list[Completion] = []
         for start in range(0, len(ids), CHUNK):
@@ -136,3 +136,15 @@ class VLLMModel:
             if on_batch is not None:
                 on_batch(list(range(start, start + len(comps))), comps)
         return out
+
+
+def _generation_eos(source: str, revision: str | None) -> int | list[int] | None:
+    """The model's generation-config EOS (what the hf backend stops at), if it has one."""
+    from transformers import GenerationConfig
+
+    try:
+        cfg = GenerationConfig.from_pretrained(source, revision=revision)
+    except OSError:  # no generation_config.json: the tokenizer's EOS and the turn end remain
+        return None
+    eos: int | list[int] | None = cfg.eos_token_id
+    return eos
