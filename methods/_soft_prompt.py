@@ -62,13 +62,9 @@ class SoftTemplate:
             if self._placement != "auto":
                 self._where = self._placement
             else:
-                from jinja2 import TemplateError
+                from orbench_harness.backends._chat import supports_system
 
-                try:
-                    ok = MARKER in self.hf.render(self.with_text(Prompt.user("probe"), MARKER, "system"))
-                except TemplateError:
-                    ok = False
-                self._where = "system" if ok else "user"
+                self._where = "system" if supports_system(self.hf.tokenizer) else "user"
         return self._where
 
     @staticmethod

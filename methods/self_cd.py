@@ -123,14 +123,9 @@ class SelfCDPolicy(HFDelegate):
             if self.cfg.placement != "auto":
                 self._where = self.cfg.placement
             else:
-                from jinja2 import TemplateError
+                from orbench_harness.backends._chat import supports_system
 
-                probe = Prompt.user(_PROBES[0])
-                try:
-                    ok = self.cfg.system_prompt in self.hf.render(with_safety(probe, self.cfg.system_prompt, "system"))
-                except TemplateError:
-                    ok = False
-                self._where = "system" if ok else "user"
+                self._where = "system" if supports_system(self.hf.tokenizer) else "user"
         return self._where
 
     def render_with(self, prompt: Prompt) -> str:

@@ -60,6 +60,16 @@ def render(tokenizer: Any, prompt: Prompt) -> str:
             raise e from None
 
 
+def supports_system(tokenizer: Any) -> bool:
+    """Whether the template itself renders a system message (without folding): some raise,
+    some silently drop it."""
+    try:
+        text = _apply(tokenizer, [{"role": "system", "content": _SENTINEL}, {"role": "user", "content": "Hi"}], True)
+    except Exception:
+        return False
+    return _SENTINEL in text
+
+
 def prompt_ids(tokenizer: Any, prompt: Prompt) -> list[int]:
     """Token ids of the rendered prompt (no special tokens added: the template has them)."""
     ids: list[int] = tokenizer(render(tokenizer, prompt), add_special_tokens=False)["input_ids"]
