@@ -71,3 +71,23 @@ def summarize(benchmarks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "trade_off_score": ts,
         "safety_score_source": source,
     }
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for paired binary outcomes with ``b`` and ``c`` discordant
+    pairs (prompts that flipped one way and the other).
+
+    Under "no change" each flip is equally likely to go either way, so the smaller count is
+    Binomial(b + c, 1/2); the p-value doubles its tail, capped at 1. Exact rather than the
+    chi-squared form because per-benchmark flip counts are small (often under 25). With no
+    flips at all there is no evidence of a change: 1.0.
+    """
+    from math import comb
+
+    if b < 0 or c < 0:
+        raise ValueError(f"flip counts must be non-negative (got {b}, {c})")
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = 0.5**n * sum(comb(n, k) for k in range(min(b, c) + 1))
+    return min(1.0, 2 * tail)

@@ -12,6 +12,7 @@ from _runfixtures import bench, sample_rows, verdict_rows, write_run
 from orbench_harness.cli import compare as compare_cli
 from orbench_harness.cli.compare import Flip, compare_runs
 from orbench_harness.errors import HarnessError
+from orbench_harness.metrics import mcnemar_exact
 from orbench_harness.runs import load_run
 
 C, R, P = "full_compliance", "full_refusal", "partial_refusal"
@@ -82,6 +83,26 @@ def test_cli_prints_benign_texts_and_never_harmful_ones(
         "xstest-3",
         "xstest-4",
     ]
+    assert data["benchmarks"][0]["p_value"] == pytest.approx(0.625)  # 3 flips against 1: 2 * 5/16
+
+
+def test_mcnemar_exact_matches_hand_counts_and_the_binomial() -> None:
+    from math import comb
+
+    assert mcnemar_exact(0, 0) == 1.0
+    assert mcnemar_exact(1, 0) == 1.0  # one flip is no evidence
+    assert mcnemar_exact(5, 0) == pytest.approx(2 / 32)
+    assert mcnemar_exact(21, 1) == pytest.approx(2 * 23 / 2**22)  # SCOPE under ACTOR (ACTOR_SWEEP)
+    assert mcnemar_exact(4, 4) == 1.0
+    for b, c in [(3, 9), (9, 3), (10, 20), (0, 7)]:
+        n, k = b + c, min(b, c)
+        # the sum of every outcome at most as likely as the observed one, for a symmetric binomial
+        probs = [comb(n, i) / 2**n for i in range(n + 1)]
+        want = sum(q for q in probs if q <= probs[k] + 1e-15)
+        assert mcnemar_exact(b, c) == pytest.approx(min(1.0, want)), (b, c)
+    assert mcnemar_exact(3, 9) == mcnemar_exact(9, 3)
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)
 
 
 def test_different_judges_are_refused_unless_one_is_chosen(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orbench_harness.errors import HarnessError
+from orbench_harness.metrics import mcnemar_exact
 from orbench_harness.runs import RunRecord, load_run, load_samples, load_verdicts, prompt_text
 
 MAX_TEXT = 200
@@ -44,6 +45,11 @@ class BenchmarkFlips:
     to_refused: tuple[Flip, ...]
     unparsed: int
     unmatched: int
+
+    @property
+    def p_value(self) -> float:
+        """Exact McNemar p-value of the flips: could A and B refuse these prompts equally often?"""
+        return mcnemar_exact(len(self.to_complied), len(self.to_refused))
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -139,6 +145,10 @@ def _safe_text(kind: str, sample: Mapping[str, Any] | None) -> str | None:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
+def _fmt_p(p: float) -> str:
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
 def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) -> None:
     from orbench_harness.console import out, table
 
@@ -146,15 +156,16 @@ def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) 
     out.print(f"B: {b.path} ({b.model} / {b.label})", markup=False, highlight=False)
     table(
         "Refusal flips from A to B",
-        ["benchmark", "kind", "n", "R→C", "C→R", "unparsed", "unmatched"],
+        ["benchmark", "kind", "n", "R→C", "C→R", "p", "unparsed", "unmatched"],
         [
             [f.benchmark, f.kind.replace("_", "-"), f.compared, len(f.to_complied),
-             len(f.to_refused), f.unparsed, f.unmatched]
+             len(f.to_refused), _fmt_p(f.p_value), f.unparsed, f.unmatched]
             for f in flips
         ],
     )  # fmt: skip
     out.print(
-        "R→C: refused in A, complied with in B; C→R: the reverse; unmatched: ids in one run only.",
+        "R→C: refused in A, complied with in B; C→R: the reverse; p: exact McNemar test of the "
+        "flips (paired, two-sided; small p = the refusal rate changed); unmatched: ids in one run only.",
         markup=False,
         highlight=False,
     )
@@ -187,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         payload = {
             "run_a": str(a.path),
             "run_b": str(b.path),
-            "benchmarks": [asdict(f) for f in flips],
+            "benchmarks": [{**asdict(f), "p_value": f.p_value} for f in flips],
         }
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
