@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _actor_train
 from methods._actlib import block_output_last_token, silhouette
@@ -288,19 +288,11 @@ def test_artifact_is_cached_and_training_resumes_from_a_checkpoint(hf: HFModel, 
     full = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
     again = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
     assert again["meta"] == full["meta"]  # loaded, not retrained
-    real = _actor_train._checkpoint
-    counter = itertools.count(1)
-
-    def crash_after_first(*a, **kw):  # type: ignore[no-untyped-def]
-        real(*a, **kw)
-        if next(counter) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(_actor_train, "_checkpoint", crash_after_first)
+    interrupt_after_first_checkpoint(monkeypatch, _actor_train)
     with pytest.raises(KeyboardInterrupt):
         create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
     assert (tmp_path / "killed" / "checkpoint.pt").is_file()
-    monkeypatch.setattr(_actor_train, "_checkpoint", real)
+    monkeypatch.undo()
     resumed = create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
     assert [h["epoch"] for h in resumed["meta"]["history"]] == [0, 1, 2]
     for name, tensor in full["state"].items():

@@ -9,12 +9,12 @@ CPU, which exercises the same arithmetic.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _actor_train
 from methods._actlib import block_output_last_token
@@ -92,20 +92,12 @@ def test_bfloat16_training_resumes_from_its_float32_masters(bf16: HFModel, tmp_p
     float32 masters, so nothing is lost to rounding at the restart."""
     args = {**ARGS, "epochs": "3"}
     full = create(args, _env()).prepare(bf16, _ctx(tmp_path / "full"))
-    real = _actor_train._checkpoint
-    counter = itertools.count(1)
-
-    def crash_after_first(*a, **kw):  # type: ignore[no-untyped-def]
-        real(*a, **kw)
-        if next(counter) == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(_actor_train, "_checkpoint", crash_after_first)
+    interrupt_after_first_checkpoint(monkeypatch, _actor_train)
     with pytest.raises(KeyboardInterrupt):
         create(args, _env()).prepare(bf16, _ctx(tmp_path / "killed"))
     ck = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert all(t.dtype == torch.float32 for t in ck["state"].values())
-    monkeypatch.setattr(_actor_train, "_checkpoint", real)
+    monkeypatch.undo()
     resumed = create(args, _env()).prepare(bf16, _ctx(tmp_path / "killed"))
     for name, tensor in full["state"].items():
         assert tensor.dtype == torch.bfloat16

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
 import torch
+from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _sft_train
 from methods.actor import TrainData
@@ -171,21 +171,13 @@ def test_artifact_is_cached_and_training_resumes(hf: HFModel, tmp_path: Path, mo
         m.setattr(_sft_train, "train", no_training)
         again = Sft(cfg, _three(), 0, "self").prepare(hf, _ctx(tmp_path / "full"))
     assert again["meta"] == full["meta"]
-    real = _sft_train._checkpoint
-    counter = itertools.count(1)
-
-    def crash_after_first(*a, **kw):  # type: ignore[no-untyped-def]
-        real(*a, **kw)
-        if next(counter) == 1:
-            raise KeyboardInterrupt
-
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
-    monkeypatch.setattr(_sft_train, "_checkpoint", crash_after_first)
+    interrupt_after_first_checkpoint(monkeypatch, _sft_train)
     with pytest.raises(KeyboardInterrupt):
         Sft(cfg, _three(), 0, "self").prepare(hf, _ctx(tmp_path / "killed"))
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())  # restored after a kill
     assert (tmp_path / "killed" / "checkpoint.pt").is_file()
-    monkeypatch.setattr(_sft_train, "_checkpoint", real)
+    monkeypatch.undo()
     resumed = Sft(cfg, _three(), 0, "self").prepare(hf, _ctx(tmp_path / "killed"))
     assert [h["epoch"] for h in resumed["meta"]["history"]] == [0, 1, 2]
     for name, tensor in full["state"].items():
