@@ -48,6 +48,8 @@ tested elsewhere are listed here and not repeated ("here" = this file; paths und
                                                   test_offline_without_a_cached_copy_says_how_to_get_one
                                                   test_the_cli_prints_it_as_one_line
 16   model path that does not exist          -> test_model_loading_errors.py::test_a_missing_path_is_named_as_a_path
+17   chat template that cannot render        -> test_chat_templates.py::
+                                                  test_a_template_that_cannot_render_is_a_one_line_error
 
 Every CLI test here resolves a tiny local model and stops before loading it, except the
 truncation test (4 new tokens); judges are ``strmatch`` or a loopback server that answers 401,

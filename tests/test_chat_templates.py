@@ -86,3 +86,17 @@ def test_vllm_prompts_are_token_identical_to_hf(gemma_like: HFModel) -> None:
         ids = prompt_ids(gemma_like.tokenizer, p)
         assert isinstance(ids, list) and all(isinstance(i, int) for i in ids)
         assert ids == gemma_like.encode_prompt(p)
+
+
+def test_a_template_that_cannot_render_is_a_one_line_error(tiny_model_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from orbench_harness.cli import main
+
+    broken = tmp_path / "broken.jinja"
+    broken.write_text("{{ raise_exception('only tool calls here') }}")
+    argv = ["run", "--model", str(tiny_model_dir), "--chat-template", str(broken), "--judge", "strmatch",
+            "--limit", "1", "--max-new-tokens", "2", "--out", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "the chat template cannot render a user conversation" in err and "only tool calls here" in err

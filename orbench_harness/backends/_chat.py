@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orbench_harness.errors import HarnessError
 from orbench_harness.types import Message, Prompt
 
 _SENTINEL = "ORBENCH_TURN_END_PROBE"
@@ -52,12 +53,15 @@ def render(tokenizer: Any, prompt: Prompt) -> str:
     try:
         return _apply(tokenizer, prompt.to_json(), True)
     except Exception as e:  # jinja2's TemplateError from raise_exception(), or a template bug
-        if not any(m.role == "system" for m in prompt.messages):
-            raise
+        first = e
+    if any(m.role == "system" for m in prompt.messages):
         try:
             return _apply(tokenizer, fold_system(prompt).to_json(), True)
         except Exception:
-            raise e from None
+            pass
+    roles = "/".join(m.role for m in prompt.messages)
+    raise HarnessError(f"the chat template cannot render a {roles} conversation: "
+                       f"{type(first).__name__}: {first} (fix it or pass --chat-template FILE)") from first
 
 
 def supports_system(tokenizer: Any) -> bool:
