@@ -100,3 +100,17 @@ def test_a_template_that_cannot_render_is_a_one_line_error(tiny_model_dir: Path,
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert "the chat template cannot render a user conversation" in err and "only tool calls here" in err
+
+
+def test_only_special_tokens_count_as_turn_ends(tiny_model_dir: Path) -> None:
+    """A template ending turns with a plain added token (here ``<sep>``) adds no stop token;
+    one flagged special (Llama-3's ``<|eot_id|>`` is only that) does."""
+    from tokenizers import AddedToken
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.add_tokens([AddedToken("<sep>", special=False), AddedToken("<|eot|>", special=True)])
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}<sep>{% endfor %}"
+    assert turn_end_ids(tok) == []
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}<|eot|>{% endfor %}"
+    assert turn_end_ids(tok) == [tok.convert_tokens_to_ids("<|eot|>")]

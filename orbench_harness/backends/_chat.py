@@ -5,8 +5,7 @@ Two things real chat models need that a ChatML model does not show:
 - **Templates without a system role.** Gemma's template raises "System role not supported".
   Self-CD and Safe-Decoding put their instructions in a system message, so on Gemma they would
   stop with a Jinja traceback. Such a template gets the system text folded into the first user
-  turn (system, blank line, user), the usual workaround and what Gemma's own documentation
-  suggests for instructions.
+  turn (system, blank line, user), the usual workaround for such models.
 - **Turn ends that are not the tokenizer's EOS.** Gemma ends an assistant turn with
   ``<end_of_turn>`` while its tokenizer's EOS is ``<eos>``; Llama-3 has ``<|eot_id|>``. A
   generation that only stops at EOS runs on into an invented next turn, whose words the judge
@@ -91,7 +90,10 @@ def turn_end_ids(tokenizer: Any) -> list[int]:
     if not found or not tail.strip():
         return []
     ids: list[int] = tokenizer(tail.lstrip(" "), add_special_tokens=False)["input_ids"]
-    special = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    # special = named/additional special tokens, or added tokens flagged special (Llama-3's
+    # <|eot_id|> is only the latter); a plain added token such as a newline must not stop output
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    special = set(tokenizer.all_special_ids) | {i for i, t in added.items() if getattr(t, "special", False)}
     return [ids[0]] if ids and ids[0] in special else []
 
 
