@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from methods._actlib import block_output_tail, common_suffix
-from methods._precision import float32_masters, optimizer_step
+from methods._precision import copy_into_model, float32_masters, optimizer_step
 
 if TYPE_CHECKING:
     import torch
@@ -102,7 +102,8 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     retain = cfg.sign in ("hinge_keep", "hinge_keep_harmful", "hinge_band")
     kept = _original_outputs(hf, rows, layer, k, cfg.batch_size) if retain else None
     above = _above_band(hf, cfg, data, kept, signs, layer, k) if kept is not None and cfg.sign == "hinge_band" else None
-    start_epoch = _resume(ctx.artifact_dir, params, names, opt, history, masters)
+    start_epoch = _resume(ctx.artifact_dir, masters or trained_params, opt, history)
+    copy_into_model(trained_params, masters)
     try:
         with progress() as prog:
             steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
@@ -216,9 +217,9 @@ def _checkpoint(d: Path, trained: dict[str, Any], opt: Any, history: list[dict[s
     tmp.replace(d / "checkpoint.pt")
 
 
-def _resume(d: Path, params: dict[str, Any], names: list[str], opt: Any, history: list[dict[str, float]],
-            masters: dict[str, torch.Tensor] | None = None) -> int:
-    """Restore the last epoch checkpoint if one exists; returns the epoch to start from."""
+def _resume(d: Path, trained: dict[str, Any], opt: Any, history: list[dict[str, float]]) -> int:
+    """Restore the last epoch checkpoint into ``trained`` (the float32 masters when there are
+    any) if one exists; returns the epoch to start from."""
     import torch
 
     path = d / "checkpoint.pt"
@@ -232,10 +233,8 @@ def _resume(d: Path, params: dict[str, Any], names: list[str], opt: Any, history
         warn(f"actor: checkpoint {path} unreadable ({e}); training from scratch")
         return 0
     with torch.no_grad():
-        for n in names:
-            params[n].copy_(ck["state"][n])
-            if masters is not None:
-                masters[n].copy_(ck["state"][n])
+        for n, t in trained.items():
+            t.copy_(ck["state"][n])
     opt.load_state_dict(ck["optim"])
     history.extend(ck["history"])
     from orbench_harness.console import info

@@ -49,7 +49,16 @@ def optimizer_step(opt: Any, params: Mapping[str, torch.Tensor], masters: Mappin
     if max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(list(trained.values()), max_grad_norm)
     opt.step()
-    if masters is not None:
-        with torch.no_grad():
-            for n, p in params.items():
-                p.copy_(masters[n])
+    copy_into_model(params, masters)
+
+
+def copy_into_model(params: Mapping[str, torch.Tensor], masters: Mapping[str, torch.Tensor] | None) -> None:
+    """Cast the masters into the model's parameters (after a step, or after a resume restored
+    the masters); nothing without masters."""
+    import torch
+
+    if masters is None:
+        return
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(masters[n])

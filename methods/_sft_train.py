@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from methods._precision import float32_masters, optimizer_step
+from methods._precision import copy_into_model, float32_masters, optimizer_step
 from orbench_harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -134,10 +134,7 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
         opt = torch.optim.AdamW(list((masters or named).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         history: list[dict[str, float]] = []
         start = _resume(ctx.artifact_dir, masters or named, opt, history)
-        if masters is not None:
-            with torch.no_grad():
-                for n, p in named.items():
-                    p.copy_(masters[n])
+        copy_into_model(named, masters)
         pad = hf.tokenizer.pad_token_id
         net.train()
         steps = len(epoch_batches(len(data), cfg.batch_size, ctx.seed, 0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +56,8 @@ class Resolved:
 def resolve(spec: RunSpec, registry: Registry) -> Resolved:
     """Resolve names and load samples; every user error surfaces here, before any work."""
     model = registry.resolve_model(spec.model)
-    if spec.chat_template:
-        model = ModelSpec(**{**_spec_fields(model), "chat_template": spec.chat_template})
-    if spec.dtype:  # part of the model's cache key, so generations in two precisions never mix
-        model = ModelSpec(**{**_spec_fields(model), "dtype": spec.dtype})
+    # both are part of the model's cache key: generations with another template or precision never mix
+    model = replace(model, chat_template=spec.chat_template or model.chat_template, dtype=spec.dtype or model.dtype)
     env = MethodEnv(model=model, seed=spec.seed, train_samples=_train_sampler(registry, spec), data_dir=spec.data_dir)
     method: Method = registry.create("methods", spec.method, dict(spec.method_args), env)
     judge: Judge = registry.create("judges", spec.judge, dict(spec.judge_args))
@@ -107,10 +105,6 @@ def _train_sampler(registry: Registry, spec: RunSpec) -> Callable[[str], list[Sa
         return cache[name]
 
     return train_samples
-
-
-def _spec_fields(m: ModelSpec) -> dict[str, Any]:
-    return {f: getattr(m, f) for f in m.__dataclass_fields__}
 
 
 class LazyPolicy:

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from orbench_harness.cache import cache_key
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import Split
-from orbench_harness.types import BenchmarkKind
+from orbench_harness.types import DTYPES, BenchmarkKind, Dtype
 
 # Over-refusal and safety sets are judged on the opening of the answer (XSTest's string match
 # reads a prefix; the ACTOR measurements used the first 24 tokens); 64 tokens leaves an LLM
@@ -46,11 +46,11 @@ class RunSpec:
     max_new_tokens: int | None = None
     data_dir: Path | None = None
     chat_template: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None
+    dtype: Dtype | None = None
 
     def __post_init__(self) -> None:
-        if self.dtype not in (None, "auto", "float32", "bfloat16", "float16"):
-            raise HarnessError(f"--dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise HarnessError(f"--dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]} (got {self.dtype!r})")
         if self.limit is not None and self.limit < 1:
             raise HarnessError(f"--limit must be a positive integer (got {self.limit})")
         if self.batch_size < 1:

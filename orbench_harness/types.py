@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 
 class Label(str, enum.Enum):
@@ -37,6 +37,8 @@ class Capability(str, enum.Enum):
 BenchmarkKind = Literal["over_refusal", "safety", "capability"]
 Expected = Literal["comply", "refuse"]
 Role = Literal["system", "user", "assistant"]
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPES: tuple[Dtype, ...] = get_args(Dtype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,7 @@ class ModelSpec:
     revision: str = "main"
     gguf_file: str | None = None
     chat_template: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Dtype = "auto"
     adapter: str | None = None
     adapter_revision: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)

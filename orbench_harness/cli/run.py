@@ -12,6 +12,7 @@ from typing import Any
 from orbench_harness.errors import HarnessError
 from orbench_harness.paths import data_dir_from_env
 from orbench_harness.spec import DEFAULT_JUDGE, RunSpec, parse_kv
+from orbench_harness.types import DTYPES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,7 +45,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, help="override the per-kind default")
     p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
     p.add_argument("--chat-template", type=Path, help="Jinja chat template file for models without one")
-    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"),
+    p.add_argument("--dtype", choices=DTYPES,
                    help="weights' precision (default: the model's; auto = bfloat16 on CUDA, float32 on CPU)")
 
 
