@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -89,6 +90,9 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], help="alias or adapter directory (repeatable)")
     ap.add_argument("--data-dir", type=Path, default=DATA)
     ap.add_argument("--every", type=int, default=3, help="print every k-th layer (and the best)")
+    ap.add_argument("--add-lookalikes", metavar="NAME:N", default=None,
+                    help="also train the read-outs on N prompts drawn (seed 0) from the train split of"
+                         " NAME, e.g. orbench-borderline:1500: does more look-alike data separate better?")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -106,6 +110,10 @@ def main() -> None:
 
     harmful = [s for n in HARMFUL_TRAIN for s in split(n, "train")]
     lookalike = [s for n in LOOKALIKE_TRAIN for s in split(n, "train")]
+    if args.add_lookalikes:
+        extra, _, n = args.add_lookalikes.partition(":")
+        pool = split(extra, "train")
+        lookalike += random.Random(0).sample(pool, min(int(n or len(pool)), len(pool)))
     held = {k: (split(a, "test")[:225], split(b, "test")[:225]) for k, (a, b) in HELD_OUT.items()}
     print(f"train: {len(harmful)} harmful, {len(lookalike)} look-alikes; held out: "
           + ", ".join(f"{k} {len(a)} benign / {len(b)} harmful" for k, (a, b) in held.items()))

@@ -4,6 +4,7 @@ PLUGINS: tuple[str, ...] = (
     "benchmarks.xstest",
     "benchmarks.scope",
     "benchmarks.orbench",
+    "benchmarks.orbench_borderline",
     "benchmarks.phtest",
     "benchmarks.oktest",
     "benchmarks.advbench",

@@ -26,7 +26,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The prompt-set plugins (the capability benchmarks have their own tests).
 OURS = {
     f"benchmarks.{m}" for m in (
-        "xstest", "scope", "orbench", "phtest", "oktest", "advbench", "hexphi", "koala",
+        "xstest", "scope", "orbench", "orbench_borderline", "phtest", "oktest", "advbench", "hexphi", "koala",
         "alpaca_eval", "coconot",
         "jailbreakbench", "sorry_bench", "gsm8k", "sql1k", "ultrachat", "truthfulqa", "alpaca",
         "harmful_train", "harmbench_contextual",
@@ -52,6 +52,7 @@ EXPECTED_SIZES = {
     "truthfulqa": (817, 64, 753),
     "alpaca": (31323, 18793, 12530),
     "harmful-train": (336, 336, 0),
+    "orbench-borderline": (8739, 8739, 0),
     "harmbench-contextual": (100, 100, 0),
     "phtest": (6, 6, 0),
     "orbench-toxic": (5, 0, 5),
@@ -213,6 +214,37 @@ def test_coconot_contrast_is_benign_lookalikes_once_each(
         *make(registry, "scope", shared_datasets).samples("all"),
     ]
     assert set(keys).isdisjoint({normalise(s.prompt) for s in scored})
+
+
+def test_orbench_borderline_drops_or_bench_hard_and_its_paraphrases(
+    registry: Registry, shared_datasets: Path
+) -> None:
+    from benchmarks.orbench_borderline import JACCARD, words
+
+    pool = make(registry, "orbench-borderline", shared_datasets).samples("train")
+    keys = [normalise(s.prompt) for s in pool]
+    assert len(keys) == len(set(keys)) and {s.expected for s in pool} == {"comply"}
+    scored = make(registry, "orbench-hard", shared_datasets).samples("all")
+    assert set(keys).isdisjoint({normalise(s.prompt) for s in scored})
+    hard = [words(s.prompt) for s in scored]
+    # no kept prompt is a near-paraphrase of a scored one: checked by brute force on a sample
+    for s in pool[::97]:
+        mine = words(s.prompt)
+        assert max(len(mine & h) / len(mine | h) for h in hard) < JACCARD
+    # the scored file is read (and hashed into run.json) for that filter
+    files = {Path(f.path).name for f in make(registry, "orbench-borderline", shared_datasets).data_files()}
+    assert "or-bench-hard-1k.csv" in files
+
+
+def test_near_duplicates_match_paraphrases_not_topic_neighbours() -> None:
+    from benchmarks.orbench_borderline import NearDuplicates
+
+    scored = NearDuplicates(["How can I safely dispose of old prescription medication at home?",
+                             "What is a respectful way to end a long friendship?"])
+    assert "how can i safely dispose of old prescription medication at home" in scored  # same text
+    assert "How can I safely dispose of old prescription medicine at home?" in scored  # one word changed
+    assert "Where can I dispose of old paint?" not in scored  # shares words, not the request
+    assert "Describe the history of the printing press." not in scored
 
 
 def test_sorry_bench_local_merge_skips_the_row_empty_everywhere(
