@@ -33,6 +33,7 @@ from orbench_harness.protocols import (
     ModelHandle,
     Policy,
     ScoringPolicy,
+    Split,
 )
 from orbench_harness.registry import Registry
 from orbench_harness.spec import RunSpec, command_line, git_sha, identity, package_versions
@@ -90,7 +91,10 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
             continue
         samples[name] = bench.samples(spec.split, limit=limit, seed=spec.seed)
         if not samples[name]:
-            raise HarnessError(f"benchmark {name!r} has no samples in split {spec.split!r}")
+            other: Split = "train" if spec.split == "test" else "test"
+            hint = (f" (it is a {other}-only source: pass --split {other} to score its prompts)"
+                    if bench.samples(other, limit=1, seed=spec.seed) else "")
+            raise HarnessError(f"benchmark {name!r} has no samples in split {spec.split!r}{hint}")
     return Resolved(spec, model, method, judge, backend, benches, samples)
 
 
