@@ -46,6 +46,57 @@ def test_on_batch_reports_input_positions_in_length_order(model: HFModel) -> Non
     assert len(out) == len(PROMPTS)
 
 
+def _memory_limit(model: HFModel, max_rows: int | None) -> torch.utils.hooks.RemovableHandle:
+    """Make the real model fail as a full accelerator does: torch's OutOfMemoryError for any
+    forward pass over more than ``max_rows`` sequences (every one when ``max_rows`` is None)."""
+
+    def check(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        ids = kwargs.get("input_ids")
+        rows = ids.shape[0] if isinstance(ids, torch.Tensor) else 1
+        if max_rows is None or rows > max_rows:
+            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate for {rows} rows")
+
+    return model.model.register_forward_pre_hook(check, with_kwargs=True)
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_every_row(
+        model: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
+    params = GenParams(max_new_tokens=8)
+    expected = model.generate(PROMPTS, params, batch_size=4)
+    seen: list[list[int]] = []
+    handle = _memory_limit(model, max_rows=1)
+    try:
+        got = model.generate(PROMPTS, params, batch_size=4, on_batch=lambda idx, comps: seen.append(idx))
+    finally:
+        handle.remove()
+    assert [c.text for c in got] == [c.text for c in expected]
+    # 4 failed, then 2 failed, then batches of 1 for the rest: each prompt reported once
+    assert [len(b) for b in seen] == [1] * len(PROMPTS)
+    err = capsys.readouterr().err
+    assert err.count("out of memory") == 2 and "continuing with batches of 1" in err
+
+
+def test_out_of_memory_on_one_prompt_is_a_one_line_error(model: HFModel) -> None:
+    handle = _memory_limit(model, max_rows=None)
+    try:
+        with pytest.raises(HarnessError, match=r"out of memory .* for one prompt of .*lower --max-new-tokens"):
+            model.generate(PROMPTS[:2], GenParams(max_new_tokens=8), batch_size=2)
+    finally:
+        handle.remove()
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(model: HFModel) -> None:
+    def broken(_module: torch.nn.Module, args: tuple[object, ...]) -> None:
+        raise RuntimeError("shape mismatch")
+
+    handle = model.model.register_forward_pre_hook(broken)
+    try:
+        with pytest.raises(RuntimeError, match="shape mismatch"):
+            model.generate(PROMPTS[:2], GenParams(max_new_tokens=4), batch_size=2)
+    finally:
+        handle.remove()
+
+
 def test_chat_template_is_applied(model: HFModel) -> None:
     text = model.render(Prompt.user("hello", system="sys"))
     assert text == "<|im_start|>system\nsys<|im_end|>\n<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"

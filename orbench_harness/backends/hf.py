@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from orbench_harness.backends._chat import render, stop_ids
 from orbench_harness.backends._hub import hub_errors
-from orbench_harness.console import info
+from orbench_harness.console import info, warn
 from orbench_harness.errors import HarnessError
 from orbench_harness.paths import cache_dir
 from orbench_harness.protocols import OnBatch
@@ -184,7 +184,12 @@ class HFModel:
         on_batch: OnBatch | None = None,
         step_fn: Callable[..., Any] | None = None,
     ) -> list[Completion]:
-        """Generation from token ids (methods that build their own inputs use this)."""
+        """Generation from token ids (methods that build their own inputs use this).
+
+        A batch that runs out of accelerator memory is retried in halves, and the smaller size
+        is kept for the rest (prompts come longest first, so this happens at the start, not six
+        hours in). Batch size is not part of a run's identity: greedy rows do not depend on it.
+        """
         import torch
 
         budget = self.max_length - params.max_new_tokens
@@ -192,33 +197,68 @@ class HFModel:
             raise HarnessError(f"--max-new-tokens {params.max_new_tokens} exceeds the context")
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         results: list[Completion | None] = [None] * len(encoded)
-        for start in range(0, len(order), max(1, batch_size)):
-            idx = order[start : start + batch_size]
+        size, start = max(1, batch_size), 0
+        while start < len(order):
+            idx = order[start : start + size]
             rows = [encoded[i] for i in idx]
             truncated = [len(r) > budget for r in rows]
             rows = [r[-budget:] for r in rows]  # keep the end: the question and the template
-            input_ids, mask = self._left_pad(rows)
             if not params.greedy:
                 torch.manual_seed(params.seed + start)
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=input_ids,
-                    attention_mask=mask,
-                    max_new_tokens=params.max_new_tokens,
-                    do_sample=not params.greedy,
-                    temperature=params.temperature if not params.greedy else None,
-                    top_p=params.top_p if not params.greedy else None,
-                    top_k=None,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_id=self._eos_ids,
-                )
-            new = out[:, input_ids.shape[1] :].tolist()
+            try:
+                new = self._generate_rows(rows, params)
+            except (torch.OutOfMemoryError, RuntimeError) as e:
+                if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e):
+                    raise
+                new = None
+            if new is None:
+                self._release_memory()
+                if size == 1:
+                    raise HarnessError(
+                        f"out of memory on {self.device} generating {params.max_new_tokens} tokens for one prompt of "
+                        f"{len(rows[0])} tokens: lower --max-new-tokens, pass a smaller --dtype, or use a larger device"
+                    )
+                size //= 2
+                warn(f"out of memory on {self.device} at {len(idx)} prompts of up to {len(rows[0])} tokens; "
+                     f"continuing with batches of {size} (--batch-size {size} avoids the retry)")
+                continue
             comps = [self._completion(r, n, t) for r, n, t in zip(rows, new, truncated, strict=True)]
             for i, c in zip(idx, comps, strict=True):
                 results[i] = c
             if on_batch is not None:
                 on_batch(idx, comps)
+            start += len(idx)
         return [c for c in results if c is not None]
+
+    def _generate_rows(self, rows: list[list[int]], params: GenParams) -> list[list[int]]:
+        """New token ids for one left-padded batch."""
+        import torch
+
+        input_ids, mask = self._left_pad(rows)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                max_new_tokens=params.max_new_tokens,
+                do_sample=not params.greedy,
+                temperature=params.temperature if not params.greedy else None,
+                top_p=params.top_p if not params.greedy else None,
+                top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self._eos_ids,
+            )
+        new: list[list[int]] = out[:, input_ids.shape[1] :].tolist()
+        return new
+
+    def _release_memory(self) -> None:
+        """Return the failed batch's cached blocks to the device before a smaller try."""
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, **kwargs: Any) -> Any:
         """A forward pass with position ids derived from the mask, so left-padded rows are
