@@ -58,3 +58,27 @@ def test_the_precision_is_part_of_the_run(tiny_model_dir: Path, tmp_path: Path,
 def test_an_unknown_dtype_is_refused() -> None:
     with pytest.raises(HarnessError, match="--dtype must be"):
         RunSpec(model="x", dtype="int4")  # type: ignore[arg-type]
+
+
+def test_a_model_that_overflows_in_float16_is_refused_before_the_run(
+        tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A real checkpoint whose final-norm weights push the logits past float16's 65504 (as
+    Gemma 3's large norm weights do): float16 is refused with the fix named, float32 runs."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    big = tmp_path / "big-norm"
+    shutil.copytree(tiny_model_dir, big)
+    model = AutoModelForCausalLM.from_pretrained(big)
+    with torch.no_grad():
+        model.model.norm.weight.fill_(1e6)
+    model.save_pretrained(big)
+    assert main(_argv(big, tmp_path / "r16", "--dtype", "float16")) == 2
+    err = capsys.readouterr().err
+    assert "overflows in float16" in err and "--dtype bfloat16" in err
+    assert not (tmp_path / "r16" / "results.json").exists()
+    assert main(_argv(big, tmp_path / "r32", "--dtype", "float32")) == 0
+    # the unmodified model passes the check in float16
+    assert main(_argv(tiny_model_dir, tmp_path / "ok16", "--dtype", "float16")) == 0

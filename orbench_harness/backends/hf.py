@@ -78,7 +78,10 @@ class HFBackend:
 
             model = PeftModel.from_pretrained(model, spec.adapter).merge_and_unload()
         model.to(device).eval()
-        return HFModel(spec, model, tok, device)
+        hf = HFModel(spec, model, tok, device)
+        if dtype == torch.float16:
+            _check_finite(hf)
+        return hf
 
     def _materialise(self, spec: ModelSpec) -> tuple[str, dict[str, Any]]:
         """Source path/id and from_pretrained kwargs; converts GGUF files once."""
@@ -96,6 +99,23 @@ def _dtype(name: str, device: str) -> torch.dtype:
     if name == "auto":
         return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def _check_finite(hf: HFModel) -> None:
+    """float16 tops out at 65504, and models trained in bfloat16 can exceed it in their
+    activations (Gemma 3's large norm weights are a known case), which turns every logit into
+    inf or NaN and every answer into noise without an error. One forward pass on a short
+    prompt catches the common case before a run is spent on it."""
+    import torch
+
+    ids, mask = hf.left_pad([hf.encode_prompt(Prompt.user("Hello! What can you help me with today?"))])
+    with torch.inference_mode():
+        logits = hf.forward(ids, mask).logits
+    if not bool(torch.isfinite(logits).all()):
+        raise HarnessError(
+            f"model {hf.spec.name!r} overflows in float16 (non-finite logits on a probe prompt); "
+            "load it with --dtype bfloat16 or --dtype float32"
+        )
 
 
 def convert_gguf(spec: ModelSpec) -> Path:
