@@ -46,6 +46,9 @@ Where the paper is silent or this implementation departs from it:
   TruthfulQA), all from the benchmarks' *train* splits; a pool that cannot be loaded (PHTest
   without the hub) is left out with a warning and the fingerprint records what was used.
   ``data=demo`` uses the shipped demo set; ``auto`` picks paper when a data dir is given.
+  ``harmful_pool`` (ours) names another benchmark whose train split gives the harmful
+  training queries (e.g. ``harmful-train``: HarmBench, TDC 2023, MaliciousInstruct, requests
+  as blunt as AdvBench's); the refusal-vector anchors stay HEx-PHI's.
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class ActorConfig:
     weight_decay: float = 0.0
     positions: Literal["last", "post_instruction"] = field(default="last", metadata=ADDED_LATER)
     band: float = field(default=0.5, metadata=ADDED_LATER)
+    harmful_pool: str = field(default="hexphi", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.layer != "auto" and not self.layer.lstrip("-").isdigit():
@@ -157,9 +161,9 @@ def build_data(cfg: ActorConfig, env: MethodEnv) -> TrainData:
         sources = ["demo-harmful", "demo-benign", "demo-pseudo-harmful"]
         h_anchor, b_anchor = harmful, benign
     else:
-        harmful = env.train_samples("hexphi")
+        harmful = env.train_samples(cfg.harmful_pool)
         benign = env.train_samples("ultrachat")
-        pseudo, sources = [], ["hexphi", "ultrachat"]
+        pseudo, sources = [], [cfg.harmful_pool, "ultrachat"]
         names = [n.strip() for n in cfg.pseudo_sources.split(",") if n.strip()]
         per = max(1, cfg.n_pseudo // max(1, len(names)))
         for name in names:
@@ -172,9 +176,9 @@ def build_data(cfg: ActorConfig, env: MethodEnv) -> TrainData:
                 continue
             pseudo += _take(pool, per, rng)
             sources.append(name)
-        h_anchor = harmful
+        h_anchor = harmful if cfg.harmful_pool == "hexphi" else env.train_samples("hexphi")
         b_anchor = env.train_samples("truthfulqa")
-        sources.append("truthfulqa")
+        sources += ["truthfulqa"] if cfg.harmful_pool == "hexphi" else ["hexphi", "truthfulqa"]
     harmful_q = _take(harmful, cfg.n_harmful, rng)
     benign_q = _take(benign, cfg.n_benign, rng)
     pseudo_q = _take(pseudo, cfg.n_pseudo, rng)

@@ -306,3 +306,24 @@ def test_demo_data_uses_train_splits_only() -> None:
                         "orbench_harness.data", fromlist=["DataSource"]).DataSource()).samples("test")}
     assert data.queries and not ({s.prompt for s in data.queries} & test_prompts)
     assert data.signs.count(1) == 20 and data.signs.count(-1) == 40
+
+
+def test_harmful_pool_swaps_the_harmful_queries_and_keeps_the_anchors(shared_datasets: Path) -> None:
+    spec = RunSpec(model="x", seed=0, data_dir=shared_datasets)
+    env = MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0, data_dir=shared_datasets,
+                    train_samples=_train_sampler(Registry(), spec))
+    paper = build_data(ActorConfig(n_harmful=50), env)
+    blunt = build_data(ActorConfig(n_harmful=50, harmful_pool="harmful-train"), env)
+    pool = {s.prompt for s in env.train_samples("harmful-train")}
+    hexphi = {s.prompt for s in env.train_samples("hexphi")}
+    harmful_q = [s.prompt for s, sign in zip(blunt.queries, blunt.signs, strict=True) if sign > 0]
+    assert len(harmful_q) == 50 and set(harmful_q) <= pool
+    assert {s.prompt for s, sign in zip(paper.queries, paper.signs, strict=True) if sign > 0} <= hexphi
+    # the refusal-vector anchors are HEx-PHI's either way, and the sources say what was used
+    assert {s.prompt for s in blunt.harmful_anchors} <= hexphi
+    assert blunt.sources[0] == "harmful-train" and "hexphi" in blunt.sources
+    assert paper.sources[0] == "hexphi" and "harmful-train" not in paper.sources
+    # the option is part of the fingerprint when set
+    from orbench_harness.methodargs import fingerprint
+
+    assert fingerprint("actor", 1, ActorConfig()) != fingerprint("actor", 1, ActorConfig(harmful_pool="harmful-train"))
