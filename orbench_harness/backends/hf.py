@@ -202,7 +202,6 @@ class HFModel:
         *,
         batch_size: int = 8,
         on_batch: OnBatch | None = None,
-        step_fn: Callable[..., Any] | None = None,
     ) -> list[Completion]:
         """Generation from token ids (methods that build their own inputs use this).
 
