@@ -59,10 +59,11 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
     model = registry.resolve_model(spec.model)
     # both are part of the model's cache key: generations with another template or precision never mix
     model = replace(model, chat_template=spec.chat_template or model.chat_template, dtype=spec.dtype or model.dtype)
+    backend: Backend = registry.create("backends", spec.backend, dict(spec.backend_args))
+    model = concrete(backend, model)
     env = MethodEnv(model=model, seed=spec.seed, train_samples=_train_sampler(registry, spec), data_dir=spec.data_dir)
     method: Method = registry.create("methods", spec.method, dict(spec.method_args), env)
     judge: Judge = registry.create("judges", spec.judge, dict(spec.judge_args))
-    backend: Backend = registry.create("backends", spec.backend, dict(spec.backend_args))
     missing = set(method.requires) - set(backend.capabilities)
     if missing:
         able = [
@@ -96,6 +97,13 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
                     if bench.samples(other, limit=1, seed=spec.seed) else "")
             raise HarnessError(f"benchmark {name!r} has no samples in split {spec.split!r}{hint}")
     return Resolved(spec, model, method, judge, backend, benches, samples)
+
+
+def concrete(backend: Backend, model: ModelSpec) -> ModelSpec:
+    """The model spec as the backend will load it (``dtype=auto`` made concrete), for cache
+    keys and run.json; a backend without ``concrete`` (vllm: the checkpoint decides) keeps it."""
+    fn: Callable[[ModelSpec], ModelSpec] | None = getattr(backend, "concrete", None)
+    return fn(model) if fn is not None else model
 
 
 def _train_sampler(registry: Registry, spec: RunSpec) -> Callable[[str], list[Sample]]:

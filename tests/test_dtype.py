@@ -6,6 +6,7 @@ CPU with the tiny model, through the CLI, for the methods that hook, steer or tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -82,3 +83,26 @@ def test_a_model_that_overflows_in_float16_is_refused_before_the_run(
     assert main(_argv(big, tmp_path / "r32", "--dtype", "float32")) == 0
     # the unmodified model passes the check in float16
     assert main(_argv(tiny_model_dir, tmp_path / "ok16", "--dtype", "float16")) == 0
+
+
+def test_auto_is_recorded_as_the_precision_actually_loaded(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """``auto`` never reaches a cache key or run.json: a CPU run says float32, and the same
+    checkpoint on a GPU would say bfloat16, so the two never share cached generations."""
+    from orbench_harness.backends.hf import HFBackend
+    from orbench_harness.models import resolve
+
+    spec = resolve(str(tiny_model_dir))
+    assert spec is not None and spec.dtype == "auto"
+    assert HFBackend(device="cpu").concrete(spec).dtype == "float32"
+    assert HFBackend(device="cuda:1").concrete(spec).dtype == "bfloat16"
+    assert HFBackend(device="cuda").concrete(spec).key != HFBackend(device="cpu").concrete(spec).key
+    explicit = dataclasses.replace(spec, dtype="float16")
+    assert HFBackend(device="cuda").concrete(explicit) == explicit
+    out = tmp_path / "auto"
+    assert main(_argv(tiny_model_dir, out)) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"]["dtype"] == "float32"
+    # asking for float32 explicitly names the same model (same key, so the same cache entries)
+    again = tmp_path / "f32"
+    assert main(_argv(tiny_model_dir, again, "--dtype", "float32")) == 0
+    assert json.loads((again / "run.json").read_text())["model"] == run["model"]

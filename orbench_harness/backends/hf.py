@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,20 @@ class HFBackend:
         threads = int(args["threads"]) if "threads" in args else None
         return cls(device=args.get("device"), threads=threads)
 
+    def concrete(self, spec: ModelSpec) -> ModelSpec:
+        """The spec with ``dtype=auto`` replaced by the precision this backend will load it in.
+
+        The dtype is part of the model's cache key and of run.json. Left as ``auto``, a float32
+        run on a CPU and a bfloat16 run on a GPU of the same checkpoint would share cached
+        generations and ACTOR artifacts, and neither record would say which arithmetic it was.
+        """
+        if spec.dtype != "auto":
+            return spec
+        import torch
+
+        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return replace(spec, dtype="bfloat16" if device.startswith("cuda") else "float32")
+
     def load(self, spec: ModelSpec) -> HFModel:
         """Load tokenizer and model; fail early if there is no chat template."""
         import torch
@@ -61,6 +76,7 @@ class HFBackend:
         if self.threads:
             torch.set_num_threads(self.threads)
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        spec = self.concrete(spec)
         source, kwargs = self._materialise(spec)
         with hub_errors(spec, source):
             tok = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -70,7 +86,7 @@ class HFBackend:
             raise HarnessError(
                 f"model {spec.name!r} has no chat template; pass one with --chat-template FILE"
             )
-        dtype = _dtype(spec.dtype, device)
+        dtype = _dtype(spec.dtype)
         with hub_errors(spec, source):
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
         if spec.adapter:
@@ -93,11 +109,10 @@ class HFBackend:
         return spec.source, kwargs
 
 
-def _dtype(name: str, device: str) -> torch.dtype:
+def _dtype(name: str) -> torch.dtype:
+    """The torch dtype of a concrete precision name (``auto`` is resolved by ``concrete``)."""
     import torch
 
-    if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
