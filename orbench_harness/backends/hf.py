@@ -1,15 +1,12 @@
 """``hf``: the transformers backend (weights, hooks, logits, training; CPU or CUDA).
 
-Loads a hub id, a local directory or a GGUF file. A GGUF model is dequantised once and cached
-as safetensors in the user cache dir: transformers marks a GGUF-loaded model as quantised and
-refuses ``save_pretrained``, so we build a fresh model from its config and load the state dict.
+Loads a hub id, a local directory or a GGUF file (dequantised once into the cache by
+``_gguf.convert_gguf``). Generation is batched longest-first and backs off on out-of-memory;
+a float16 load is probed for overflow before any run is spent on it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orbench_harness.backends._chat import render, stop_ids
+from orbench_harness.backends._gguf import convert_gguf
 from orbench_harness.backends._hub import hub_errors
-from orbench_harness.console import info, warn
+from orbench_harness.console import warn
 from orbench_harness.errors import HarnessError
-from orbench_harness.paths import cache_dir
 from orbench_harness.protocols import OnBatch
 from orbench_harness.types import Capability, Completion, GenParams, ModelSpec, Prompt
 
@@ -61,10 +58,13 @@ class HFBackend:
         """
         if spec.dtype != "auto":
             return spec
+        return replace(spec, dtype="bfloat16" if self._device().startswith("cuda") else "float32")
+
+    def _device(self) -> str:
+        """The device asked for, else CUDA when present, else the CPU."""
         import torch
 
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return replace(spec, dtype="bfloat16" if device.startswith("cuda") else "float32")
+        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     def load(self, spec: ModelSpec) -> HFModel:
         """Load tokenizer and model; fail early if there is no chat template."""
@@ -75,7 +75,7 @@ class HFBackend:
         hf_logging.disable_progress_bar()
         if self.threads:
             torch.set_num_threads(self.threads)
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self._device()
         spec = self.concrete(spec)
         source, kwargs = self._materialise(spec)
         with hub_errors(spec, source):
@@ -131,35 +131,6 @@ def _check_finite(hf: HFModel) -> None:
             f"model {hf.spec.name!r} overflows in float16 (non-finite logits on a probe prompt); "
             "load it with --dtype bfloat16 or --dtype float32"
         )
-
-
-def convert_gguf(spec: ModelSpec) -> Path:
-    """Dequantise a GGUF model to a safetensors directory in the cache (once, atomically)."""
-    assert spec.gguf_file
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{spec.gguf_file}-{spec.revision}")
-    target = cache_dir() / "models" / slug
-    if (target / "config.json").is_file():
-        return target
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    info(f"converting {spec.gguf_file} to safetensors (once) -> {target}")
-    tok = AutoTokenizer.from_pretrained(spec.source, gguf_file=spec.gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(spec.source, gguf_file=spec.gguf_file)
-    config = AutoConfig.from_pretrained(spec.source, gguf_file=spec.gguf_file)
-    fresh = AutoModelForCausalLM.from_config(config)
-    fresh.load_state_dict(loaded.state_dict())
-    fresh.generation_config = loaded.generation_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
-        fresh.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        os.replace(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "config.json").is_file():  # lost a race to another process: fine
-            raise
-    return target
 
 
 class HFModel:

@@ -86,7 +86,7 @@ class VLLMBackend:
         source: str = spec.source
         revision: str | None = spec.revision
         if spec.gguf_file:
-            from orbench_harness.backends.hf import convert_gguf
+            from orbench_harness.backends._gguf import convert_gguf
 
             source, revision = str(convert_gguf(spec)), None
         with hub_errors(spec, source):
