@@ -106,3 +106,14 @@ def test_auto_is_recorded_as_the_precision_actually_loaded(tiny_model_dir: Path,
     again = tmp_path / "f32"
     assert main(_argv(tiny_model_dir, again, "--dtype", "float32")) == 0
     assert json.loads((again / "run.json").read_text())["model"] == run["model"]
+
+
+def test_auto_means_float16_on_gpus_without_native_bfloat16() -> None:
+    from orbench_harness.backends.hf import auto_dtype
+
+    assert auto_dtype("cpu", None) == "float32"
+    assert auto_dtype("cuda", (9, 0)) == "bfloat16"  # H100
+    assert auto_dtype("cuda:0", (8, 0)) == "bfloat16"  # A100
+    assert auto_dtype("cuda:1", (7, 0)) == "float16"  # V100
+    assert auto_dtype("cuda", (7, 5)) == "float16"  # T4
+    assert auto_dtype("cuda", None) == "bfloat16"  # not askable: assume a current GPU
