@@ -7,7 +7,7 @@ is a question of data, and this pool answers it: OR-Bench-80k (Cui et al., ICML 
 set OR-Bench-Hard-1K was selected from (the prompts most models refused), so its prompts are
 look-alikes of the same kind, a hundred times as many. Usable as an ACTOR pool
 (``--method-arg pseudo_sources=...,orbench-borderline``) and by ``bench/separability.py``
-(``--lookalikes``). Scored by compliance rate, but training-only: it is in no suite.
+(``--add-lookalikes orbench-borderline:N``). Scored by compliance rate, but training-only: it is in no suite.
 
 Source: local only, ``or-bench/or-bench-80k-subsets/borderline_train_instructions_10000.json``
 (a JSON list of ``{"query": ...}``; 10,000 rows, 9,878 distinct; CC-BY-4.0), the

@@ -176,9 +176,11 @@ def build_data(cfg: ActorConfig, env: MethodEnv) -> TrainData:
                 continue
             pseudo += _take(pool, per, rng)
             sources.append(name)
-        h_anchor = harmful if cfg.harmful_pool == "hexphi" else env.train_samples("hexphi")
+        h_anchor = env.train_samples("hexphi")  # the anchors are HEx-PHI's whatever the pool
         b_anchor = env.train_samples("truthfulqa")
-        sources += ["truthfulqa"] if cfg.harmful_pool == "hexphi" else ["hexphi", "truthfulqa"]
+        if cfg.harmful_pool != "hexphi":
+            sources.append("hexphi")
+        sources.append("truthfulqa")
     harmful_q = _take(harmful, cfg.n_harmful, rng)
     benign_q = _take(benign, cfg.n_benign, rng)
     pseudo_q = _take(pseudo, cfg.n_pseudo, rng)
