@@ -152,6 +152,12 @@ class LazyPolicy:
         return self._policy
 
 
+def describe(backend: Backend) -> dict[str, str] | None:
+    """The backend's hardware for run.json (``describe()``), or None for a backend without it."""
+    fn: Callable[[], dict[str, str]] | None = getattr(backend, "describe", None)
+    return fn() if fn is not None else None
+
+
 def artifact_dir(model: ModelSpec, method: Method) -> Path:
     """Per (model, method fingerprint) directory for trained artifacts."""
     mkey = cache_key("model", model.key)[:16]
@@ -180,6 +186,7 @@ def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[s
             for n, b in r.benchmarks.items()
         },
         "generation": {k: spec.max_new_tokens_for(k) for k in ("over_refusal", "safety", "capability")},
+        "device": describe(r.backend),
         "versions": package_versions(),
         "git_sha": git_sha(),
         "command": command_line(),

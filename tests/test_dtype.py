@@ -94,17 +94,21 @@ def test_auto_is_recorded_as_the_precision_actually_loaded(tiny_model_dir: Path,
     spec = resolve(str(tiny_model_dir))
     assert spec is not None and spec.dtype == "auto"
     assert HFBackend(device="cpu").concrete(spec).dtype == "float32"
-    assert HFBackend(device="cuda:1").concrete(spec).dtype == "bfloat16"
-    assert HFBackend(device="cuda").concrete(spec).key != HFBackend(device="cpu").concrete(spec).key
+    assert dataclasses.replace(spec, dtype="bfloat16").key != dataclasses.replace(spec, dtype="float32").key
     explicit = dataclasses.replace(spec, dtype="float16")
-    assert HFBackend(device="cuda").concrete(explicit) == explicit
+    assert HFBackend(device="cpu").concrete(explicit) == explicit
     out = tmp_path / "auto"
     assert main(_argv(tiny_model_dir, out)) == 0
     run = json.loads((out / "run.json").read_text())
-    assert run["model"]["dtype"] == "float32"
-    # asking for float32 explicitly names the same model (same key, so the same cache entries)
-    again = tmp_path / "f32"
-    assert main(_argv(tiny_model_dir, again, "--dtype", "float32")) == 0
+    here = HFBackend()  # what the CLI uses: CUDA when this machine has it, else the CPU
+    loaded = here.concrete(spec).dtype
+    assert run["model"]["dtype"] == loaded
+    assert run["device"] == here.describe()
+    if run["device"]["device"] == "cpu":
+        assert loaded == "float32"
+    # asking for that precision explicitly names the same model (same key, so the same cache entries)
+    again = tmp_path / "explicit"
+    assert main(_argv(tiny_model_dir, again, "--dtype", loaded)) == 0
     assert json.loads((again / "run.json").read_text())["model"] == run["model"]
 
 
@@ -117,3 +121,25 @@ def test_auto_means_float16_on_gpus_without_native_bfloat16() -> None:
     assert auto_dtype("cuda:1", (7, 0)) == "float16"  # V100
     assert auto_dtype("cuda", (7, 5)) == "float16"  # T4
     assert auto_dtype("cuda", None) == "bfloat16"  # not askable: assume a current GPU
+
+
+def test_a_device_that_is_not_here_is_refused_before_any_work(tiny_model_dir: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A GPU index past the last one, a GPU on a CPU-only machine, or a device name the backend
+    does not know: one line naming what this machine has, and no run directory filled."""
+    import torch
+
+    from orbench_harness.backends.hf import HFBackend
+    from orbench_harness.models import resolve
+
+    spec = resolve(str(tiny_model_dir))
+    assert spec is not None
+    missing = f"cuda:{torch.cuda.device_count()}"
+    want = "cuda:0 to" if torch.cuda.is_available() else "torch sees no CUDA device here"
+    with pytest.raises(HarnessError, match=want):
+        HFBackend(device=missing).concrete(spec)
+    with pytest.raises(HarnessError, match="use cpu, cuda or cuda:N"):
+        HFBackend(device="gpu").concrete(spec)
+    out = tmp_path / "missing"
+    assert main([*_argv(tiny_model_dir, out), "--backend-arg", f"device={missing}"]) == 2
+    assert want in capsys.readouterr().err and not (out / "samples.jsonl").exists()

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orbench_harness.backends._chat import render, stop_ids
+from orbench_harness.backends._device import auto_dtype, capability, check_device, describe
 from orbench_harness.backends._gguf import convert_gguf
 from orbench_harness.backends._hub import hub_errors
 from orbench_harness.console import warn
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import OnBatch
-from orbench_harness.types import Capability, Completion, Dtype, GenParams, ModelSpec, Prompt
+from orbench_harness.types import Capability, Completion, GenParams, ModelSpec, Prompt
 
 if TYPE_CHECKING:
     import torch
@@ -59,13 +60,17 @@ class HFBackend:
         if spec.dtype != "auto":
             return spec
         device = self._device()
-        return replace(spec, dtype=auto_dtype(device, _capability(device)))
+        return replace(spec, dtype=auto_dtype(device, capability(device)))
+
+    def describe(self) -> dict[str, str]:
+        """The hardware this backend computes on, for run.json (``_device.describe``)."""
+        return describe(self._device(), self.threads)
 
     def _device(self) -> str:
         """The device asked for, else CUDA when present, else the CPU."""
         import torch
 
-        return self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return check_device(self.device) if self.device else ("cuda" if torch.cuda.is_available() else "cpu")
 
     def load(self, spec: ModelSpec) -> HFModel:
         """Load tokenizer and model; fail early if there is no chat template."""
@@ -108,26 +113,6 @@ class HFBackend:
         if not Path(spec.source).is_dir():
             kwargs["revision"] = spec.revision
         return spec.source, kwargs
-
-
-def auto_dtype(device: str, capability: tuple[int, int] | None) -> Dtype:
-    """What ``auto`` means on a device: float32 on a CPU; bfloat16 on a GPU that computes in it
-    natively (compute capability 8.0 on, Ampere and later); float16 on older GPUs (V100, T4),
-    where bfloat16 matrix products are emulated or unsupported. A float16 load is then probed
-    for overflow (``_check_finite``). ``capability`` None (unknown) assumes a current GPU."""
-    if not device.startswith("cuda"):
-        return "float32"
-    return "float16" if capability is not None and capability[0] < 8 else "bfloat16"
-
-
-def _capability(device: str) -> tuple[int, int] | None:
-    """The CUDA device's compute capability, or None when there is no CUDA device to ask."""
-    import torch
-
-    if not device.startswith("cuda") or not torch.cuda.is_available():
-        return None
-    major, minor = torch.cuda.get_device_capability(device)
-    return major, minor
 
 
 def _dtype(name: str) -> torch.dtype:

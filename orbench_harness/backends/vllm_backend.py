@@ -71,6 +71,14 @@ class VLLMBackend:
             raise HarnessError(f"backend 'vllm' has no argument {sorted(unknown)[0]!r} ({', '.join(sorted(allowed))})")
         self.options = dict(options)
 
+    def describe(self) -> dict[str, str]:
+        """The first GPU the engine runs on (and the tensor-parallel width), for run.json."""
+        from orbench_harness.backends._device import describe
+
+        info = describe("cuda:0")
+        info["tensor_parallel_size"] = self.options.get("tensor_parallel_size", "1")
+        return info
+
     def load(self, spec: ModelSpec) -> VLLMModel:
         """Start the engine (GGUF specs are converted to safetensors first, like hf)."""
         try:
