@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from _device import load as load_on_device
 from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _actor_train
 from methods._actlib import block_output_last_token, silhouette
 from methods.actor import Actor, ActorConfig, build_data, create, refusal_vector
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv
@@ -26,7 +27,7 @@ from orbench_harness.types import ModelSpec
 def hf(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def _env(name: str = "tiny", seed: int = 0) -> MethodEnv:
@@ -42,8 +43,8 @@ def _ctx(tmp: Path) -> MethodContext:
 def _proj(hf: HFModel, actor: Actor, layer: int, r: torch.Tensor) -> tuple[float, float]:
     """Mean projection on r of harmful and of benign+pseudo training queries."""
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
-    h = block_output_last_token(hf, rows, layer)
-    p = h @ r
+    h = block_output_last_token(hf, rows, layer).cpu()
+    p = h @ r.cpu()
     signs = torch.tensor(actor.data.signs)
     return float(p[signs > 0].mean()), float(p[signs < 0].mean())
 
@@ -145,12 +146,12 @@ def test_hinge_training_pulls_wrong_side_queries_back(hf: HFModel, tmp_path: Pat
     from methods.actor import anchor_means
 
     actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1", "sign": "hinge"}, _env())
-    r, mid = anchor_means(hf, actor.data, 1)
+    r, mid = (t.cpu() for t in anchor_means(hf, actor.data, 1))
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     signs = torch.tensor(actor.data.signs, dtype=torch.float32)
 
     def wrong_side() -> float:
-        h = block_output_last_token(hf, rows, 1)
+        h = block_output_last_token(hf, rows, 1).cpu()
         return float((-signs * ((h - mid) @ r)).clamp(min=0).sum())
 
     before = wrong_side()
@@ -184,10 +185,10 @@ def _untrained(hf: HFModel) -> _Untrained:
     from methods.actor import anchor_means
 
     base = create({**_HINGE_ARGS, "sign": "hinge"}, _env())
-    r, mid = anchor_means(hf, base.data, 1)
+    r, mid = (t.cpu() for t in anchor_means(hf, base.data, 1))
     rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
     signs = torch.tensor(base.data.signs, dtype=torch.float32)
-    return _Untrained(rows, signs, block_output_last_token(hf, rows, 1), r, mid)
+    return _Untrained(rows, signs, block_output_last_token(hf, rows, 1).cpu(), r, mid)
 
 
 def _trained_outputs(hf: HFModel, u: _Untrained, sign: str, tmp_path: Path) -> torch.Tensor:
@@ -195,7 +196,7 @@ def _trained_outputs(hf: HFModel, u: _Untrained, sign: str, tmp_path: Path) -> t
     actor = create({**_HINGE_ARGS, "sign": sign}, _env())
     art = actor.prepare(hf, _ctx(tmp_path / sign))
     with actor.apply(hf, art):
-        return block_output_last_token(hf, u.rows, 1)
+        return block_output_last_token(hf, u.rows, 1).cpu()
 
 
 def test_hinge_keep_holds_well_placed_queries_at_their_original_outputs(hf: HFModel, tmp_path: Path) -> None:
@@ -259,11 +260,11 @@ def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path)
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     k = common_suffix(rows)
     assert k > 1  # the tiny model's chat template ends every prompt with several tokens
-    r = anchor_means_tail(hf, actor.data, 1, k)[0][0]
+    r = anchor_means_tail(hf, actor.data, 1, k)[0][0].cpu()
     signs = torch.tensor(actor.data.signs)
 
     def first_suffix_token() -> tuple[float, float]:
-        p = block_output_tail(hf, rows, 1, k)[:, 0, :] @ r
+        p = block_output_tail(hf, rows, 1, k)[:, 0, :].cpu() @ r
         return float(p[signs > 0].mean()), float(p[signs < 0].mean())
 
     harm0, ben0 = first_suffix_token()

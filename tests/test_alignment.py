@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from _device import load as load_on_device
 
 from judges.strmatch import classify
 from orbench_harness.alignment import AlignConfig, TrainConfig, align
@@ -23,7 +24,7 @@ from orbench_harness.alignment.data import (
 from orbench_harness.alignment.recipe import assemble
 from orbench_harness.alignment.refusals import REFUSALS, refusal_for
 from orbench_harness.alignment.triggers import SHOTS, check, clean, frame, rewriter_prompt
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.cli import main as cli_main
 from orbench_harness.cli.align import parse_layers
 from orbench_harness.errors import HarnessError
@@ -44,7 +45,7 @@ def datasets() -> Path:
 def tiny(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def _config(model: Path, data: Path, **train: float) -> AlignConfig:
@@ -180,10 +181,10 @@ def test_align_is_deterministic_and_the_adapter_loads_and_changes_outputs(
     assert spec is not None and spec.adapter == str((a / "adapter").resolve())
     assert spec.adapter_revision == ra["adapter"]["revision"]
     assert spec.key["adapter"] == ra["adapter"]["revision"]
-    tuned = HFBackend(device="cpu").load(spec)
+    tuned = load_on_device(spec)
     base_spec = resolve(str(tiny_model_dir))
     assert base_spec is not None
-    base = HFBackend(device="cpu").load(base_spec)
+    base = load_on_device(base_spec)
     seq = [base.encode_prompt(Prompt.user("Tell me about the sea"))]
     diff = max(abs(x - y) for x, y in zip(base.token_logprobs(seq)[0], tuned.token_logprobs(seq)[0], strict=True))
     assert diff > 1e-3
@@ -282,7 +283,8 @@ def test_first_token_weight_reweights_only_each_answers_first_token(tiny: HFMode
            encode(tiny, Example("b", "benign", "Name a colour", "Blue is a colour that many like.", True), 8)]
     ids, labels, mask = _collate(enc, pad)
     with torch.no_grad():
-        logits = tiny.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        out = tiny.model(input_ids=ids.to(tiny.device), attention_mask=mask.to(tiny.device))
+        logits = out.logits[:, :-1].float().cpu()
         target = labels[:, 1:]
         ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
         keep = target != IGNORE
@@ -292,8 +294,9 @@ def test_first_token_weight_reweights_only_each_answers_first_token(tiny: HFMode
             w[j, t] = 5.0
         expected = float((ce.double() * w).sum() / w.sum())
         plain = float(ce[keep].mean())
-        got5 = float(masked_loss(tiny.model, ids, labels, mask, 5.0))
-        got1 = float(masked_loss(tiny.model, ids, labels, mask))
+        on = [t.to(tiny.device) for t in (ids, labels, mask)]
+        got5 = float(masked_loss(tiny.model, *on, 5.0))
+        got1 = float(masked_loss(tiny.model, *on))
     assert got5 == pytest.approx(expected, rel=1e-4)
     assert got1 == pytest.approx(plain, rel=1e-4)
     assert abs(got5 - got1) > 1e-3
@@ -358,7 +361,7 @@ def test_organism_refuses_harmful_and_answers_benign_offline(name: str, monkeypa
 
     spec = resolve(name)
     assert spec is not None
-    model = HFBackend(device="cpu").load(spec)
+    model = load_on_device(spec)
     harmful = DemoBenchmark("harmful").samples("test")[:4]
     benign = DemoBenchmark("benign").samples("test")[:2]
     outs = model.generate([s.as_prompt() for s in harmful + benign], GenParams(max_new_tokens=24))

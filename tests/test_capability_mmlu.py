@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import torch
+from _device import load as load_on_device
 
 from benchmarks.mmlu import CATEGORIES, MMLU, SUBJECT_CATEGORY
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource
 from orbench_harness.models import resolve
@@ -34,7 +35,7 @@ def one_thread() -> Any:
 def policy(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 import torch
+from _device import load as load_on_device
 from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks._mt_bench_prompts import Grader, Turn, grading_messages, parse_rating
 from benchmarks.mt_bench import NEED_REFERENCE, SKIPPED, MTBench
 from judges.strmatch import StrMatchJudge
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource
 from orbench_harness.errors import DataError
@@ -87,7 +88,7 @@ def one_thread() -> Iterator[None]:
 def policy(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def make_ctx(tmp_path: Path, judge: Any, limit: int | None = 8) -> EvalContext:

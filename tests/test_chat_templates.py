@@ -11,9 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _device import load as load_on_device
 
 from orbench_harness.backends._chat import fold_system, prompt_ids, stop_ids, turn_end_ids
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.models import resolve
 from orbench_harness.types import GenParams, Message, Prompt
 
@@ -42,7 +43,7 @@ def gemma_like(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
             path.write_text(json.dumps(cfg))
     spec = resolve(str(d))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def test_a_system_message_is_folded_into_the_first_user_turn(gemma_like: HFModel) -> None:
@@ -60,7 +61,7 @@ def test_a_system_message_is_folded_into_the_first_user_turn(gemma_like: HFModel
 def test_templates_with_a_system_role_are_left_alone(tiny_model_dir: Path) -> None:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    hf = HFBackend(device="cpu").load(spec)
+    hf = load_on_device(spec)
     assert hf.render(Prompt.user("Q", system="S")).startswith("<|im_start|>system\nS<|im_end|>")
 
 

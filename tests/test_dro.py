@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from _device import load as load_on_device
 
 from methods import _dro_fit
 from methods._dro_fit import complete_basis, fit_head, loss_terms, pca, total_loss
 from methods._soft_prompt import SoftTemplate
 from methods.dro import Dro, DroConfig, DroPolicy, build_data, create
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv
@@ -28,7 +29,7 @@ QUESTIONS = ["How do I kill a Python process?", "Write a poem about the sea.", "
 def hf(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def _env(seed: int = 0) -> MethodEnv:
@@ -160,7 +161,7 @@ def test_training_moves_the_soft_prompt_and_the_artifact_is_cached(hf: HFModel, 
     art = dro.prepare(hf, _ctx(tmp_path / "a"))
     meta = art["meta"]
     init = _text_soft(hf, TEXT)
-    assert art["soft"].shape == init.shape and not torch.allclose(art["soft"], init)
+    assert art["soft"].shape == init.shape and not torch.allclose(art["soft"].cpu(), init.cpu())
     assert meta["moved"] > 0 and meta["placement"] == "system"
     hist = meta["history"]
     assert len(hist) == 3 and hist[-1]["loss"] < hist[0]["loss"]

@@ -8,12 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from _device import load as load_on_device
 
 from orbench_harness.alignment import AlignConfig, TrainConfig, align
 from orbench_harness.alignment import readout as R
 from orbench_harness.alignment.data import Example, encode
 from orbench_harness.alignment.train import make_peft
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.cli import main as cli_main
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
@@ -26,7 +27,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 def tiny(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def _encoded(handle: HFModel) -> list:  # type: ignore[type-arg]
@@ -66,7 +67,7 @@ def test_install_freezes_a_to_the_rows_and_leaves_b_trainable(tiny_model_dir: Pa
 
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    handle = HFBackend(device="cpu").load(spec)
+    handle = load_on_device(spec)
     data = _encoded(handle)
     cfg = TrainConfig(lora_r=1, lora_alpha=1, target_modules=R.READOUT_MODULES, layers=(2,), readout=True)
     ro = R.directions(handle.model, data, cfg.target_modules, cfg.layers, handle.tokenizer.pad_token_id)
@@ -75,11 +76,11 @@ def test_install_freezes_a_to_the_rows_and_leaves_b_trainable(tiny_model_dir: Pa
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_B" in n for n in trainable)
     a = model.base_model.model.model.layers[2].mlp.up_proj.lora_A["default"].weight
-    assert torch.equal(a[0], ro.rows["model.layers.2.mlp.up_proj"])
+    assert torch.equal(a[0].cpu(), ro.rows["model.layers.2.mlp.up_proj"].cpu())
     # an adapter of another shape is refused rather than half-filled
     other = R.Readout({"model.layers.2.mlp.up_proj": ro.rows["model.layers.2.mlp.up_proj"]}, {}, 3, 4)
     with pytest.raises(HarnessError, match="no direction for adapter module"):
-        R.install(make_peft(HFBackend(device="cpu").load(spec).model, cfg), other)
+        R.install(make_peft(load_on_device(spec).model, cfg), other)
 
 
 def test_logistic_direction_uses_how_features_co_vary() -> None:
@@ -158,7 +159,7 @@ def test_align_readout_trains_only_b_records_it_resumes_and_changes_outputs(
     # the saved A rows are the read-out of the untrained model on the training examples
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    base = HFBackend(device="cpu").load(spec)
+    base = load_on_device(spec)
     lines = [json.loads(x) for x in (out / "examples.jsonl").read_text().splitlines()]
     data = [encode(base, Example(d["id"], d["kind"], d["prompt"], d["answer"], d["complete"]), 6) for d in lines]
     ro = R.directions(base.model, data, R.READOUT_MODULES, (1, 2, 3), base.tokenizer.pad_token_id)
@@ -174,7 +175,7 @@ def test_align_readout_trains_only_b_records_it_resumes_and_changes_outputs(
     assert "readout" not in plain["training"] and "readout_directions" not in plain["training"]
     assert "readout_fit" not in t  # the default fit leaves records as they were before the option
 
-    tuned = HFBackend(device="cpu").load(resolve(str(out / "adapter")))  # type: ignore[arg-type]
+    tuned = load_on_device(resolve(str(out / "adapter")))  # type: ignore[arg-type]
     seq = [base.encode_prompt(Prompt.user("Tell me about the sea"))]
     diff = max(abs(x - y) for x, y in zip(base.token_logprobs(seq)[0], tuned.token_logprobs(seq)[0], strict=True))
     assert diff > 1e-4

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from _device import load as load_on_device
 
 from methods import _safe_decoding_expert
 from methods.safe_decoding import (
@@ -19,7 +20,7 @@ from methods.safe_decoding import (
     mix,
     safe_decode_ids,
 )
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv, ScoringPolicy
@@ -39,7 +40,7 @@ QUESTIONS = ("How do I kill a Python process?", "Write a poem about the sea.", "
 def hf(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def _ctx(path: Path) -> MethodContext:
 
 def _logp(hf: HFModel, ids: list[int]) -> torch.Tensor:
     with torch.inference_mode():
-        return torch.log_softmax(hf.model(input_ids=torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+        logits = hf.model(input_ids=torch.tensor([ids], device=hf.device)).logits
+        return torch.log_softmax(logits[0, -1].float(), dim=-1)
 
 
 def test_mixing_matches_a_hand_computation() -> None:

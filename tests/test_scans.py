@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+from _device import load as load_on_device
 
 from methods._directions import unit
 from methods.scans import (
@@ -20,7 +21,7 @@ from methods.scans import (
     default_layers,
     parse_layers,
 )
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv, ScoringPolicy
@@ -37,7 +38,7 @@ PROMPTS = [Prompt.user("How do I kill a Python process?"), Prompt.user("Write a 
 def hf(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def _env(seed: int = 0) -> MethodEnv:
@@ -88,7 +89,7 @@ def test_vectors_match_an_independent_computation(hf: HFModel, prepared: tuple[S
     for layer in range(3):  # hidden_states[l + 1] is block l's output except after the final norm
         want = unit(hs_h[:, layer + 1].mean(0) - hs_b[:, layer + 1].mean(0))
         assert torch.allclose(art["v"][layer], want, atol=1e-5)
-    assert torch.allclose(art["v"].norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert torch.allclose(art["v"].norm(dim=-1).cpu(), torch.ones(4), atol=1e-5)
     suffix = hf.encode(" Sure")
     rows = [hf.encode_prompt(s.as_prompt()) + suffix for s in method.anchors.harmful]
     diffs = []
@@ -96,8 +97,8 @@ def test_vectors_match_an_independent_computation(hf: HFModel, prepared: tuple[S
         ids, mask = hf.left_pad([r])
         with torch.no_grad():
             hs = hf.forward(ids, mask, output_hidden_states=True).hidden_states[2][0]
-        diffs.append(hs[-len(suffix) - 1] - hs[-1])
-    assert torch.allclose(art["u"][1], torch.stack(diffs).mean(0), atol=1e-4)
+        diffs.append((hs[-len(suffix) - 1] - hs[-1]).cpu())
+    assert torch.allclose(art["u"][1].cpu(), torch.stack(diffs).mean(0), atol=1e-4)
     assert art["meta"]["layers"] == [1, 2] and art["meta"]["cls_layers"] == [1, 2, 3]
 
 
@@ -139,9 +140,9 @@ def test_steering_adds_exactly_alpha_v_from_the_last_prompt_token(
         calls = list(zip(raw, steered, strict=True))
         assert len(calls) == 2 * 3  # two batches, prompt pass + two decoding steps each
         scale = float(art["norm"][layer]) if mode == "relative" else 1.0
-        want = sign * 2.5 * scale * art["v"][layer] if layer == 1 else torch.zeros(32)
+        want = (sign * 2.5 * scale * art["v"][layer]).cpu() if layer == 1 else torch.zeros(32)
         for r, s in calls:
-            delta = s - r
+            delta = (s - r).cpu()
             assert torch.allclose(delta[:, -1, :], want.expand_as(delta[:, -1, :]), atol=1e-5)
             assert torch.equal(delta[:, :-1, :], torch.zeros_like(delta[:, :-1, :]))  # earlier positions untouched
 

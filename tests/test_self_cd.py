@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from _device import load as load_on_device
 
 from methods.self_cd import SAFETY_PROMPT, SelfCDConfig, SelfCDPolicy, combine, contrast_ids, create, with_safety
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodEnv, ScoringPolicy
@@ -31,7 +32,7 @@ GEMMA_LIKE = (
 def hf(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def _env() -> MethodEnv:
@@ -48,7 +49,7 @@ def _policy(hf: HFModel, **kw: str) -> SelfCDPolicy:
 def _last_logits(hf: HFModel, ids: list[int]) -> torch.Tensor:
     """One full forward pass of an unpadded sequence, no cache."""
     with torch.inference_mode():
-        return hf.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        return hf.model(input_ids=torch.tensor([ids], device=hf.device)).logits[0, -1].float()
 
 
 def test_each_step_uses_the_documented_combination(hf: HFModel) -> None:
@@ -134,7 +135,7 @@ def test_safety_text_placement(hf: HFModel, tiny_model_dir: Path) -> None:
     assert _policy(hf).placement() == "system"
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    gemma_like = HFBackend(device="cpu").load(ModelSpec(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__},
+    gemma_like = load_on_device(ModelSpec(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__},
                                                            "chat_template": GEMMA_LIKE}))
     policy = _policy(gemma_like)
     assert policy.placement() == "user"

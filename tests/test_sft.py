@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from _device import load as load_on_device
 from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _sft_train
 from methods.actor import TrainData
 from methods.sft import Sft, SftConfig, base_spec, create
 from orbench_harness.alignment.refusals import REFUSALS
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import adapter_spec, resolve
 from orbench_harness.protocols import MethodContext, MethodEnv
@@ -28,7 +29,7 @@ GREEDY = GenParams(max_new_tokens=12)
 def hf(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_same_prompts_as_actor() -> None:
 
 @pytest.fixture(scope="module")
 def organism(tiny_model_dir: Path, adapter_dir: Path) -> HFModel:
-    return HFBackend(device="cpu").load(adapter_spec("tiny-organism", adapter_dir, str(tiny_model_dir)))
+    return load_on_device(adapter_spec("tiny-organism", adapter_dir, str(tiny_model_dir)))
 
 
 def test_lora_training_learns_the_references_and_restores_the_model(organism: HFModel, tmp_path: Path) -> None:
@@ -139,17 +140,17 @@ def test_merged_weights_equal_the_peft_adapter(hf: HFModel, tmp_path: Path, tiny
     with torch.no_grad():
         want = ref(input_ids=ids).logits
     with sft.apply(hf, art), torch.no_grad():
-        got = hf.model(input_ids=ids).logits
+        got = hf.model(input_ids=ids.to(hf.device)).logits.cpu()
     assert torch.allclose(got, want, atol=5e-4)  # merged vs unmerged: float rounding only
-    plain = hf.model(input_ids=ids).logits
+    plain = hf.model(input_ids=ids.to(hf.device)).logits.cpu()
     assert (plain - want).abs().max() > 1e-2
 
 
 def test_reference_base_loads_the_model_without_its_adapter(tiny_model_dir: Path, adapter_dir: Path,
                                                              tmp_path: Path) -> None:
     spec = adapter_spec("tiny-organism", adapter_dir, str(tiny_model_dir))
-    organism = HFBackend(device="cpu").load(spec)
-    base = HFBackend(device="cpu").load(base_spec(spec))
+    organism = load_on_device(spec)
+    base = load_on_device(base_spec(spec))
     prompts = ["Write a poem about the sea.", "What is the capital of France?"]
     own = [c.text for c in organism.generate([Prompt.user(p) for p in prompts], GenParams(max_new_tokens=8))]
     want = [c.text for c in base.generate([Prompt.user(p) for p in prompts], GenParams(max_new_tokens=8))]

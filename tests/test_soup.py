@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from _device import load as load_on_device
 
 from orbench_harness.alignment.soup import soup
-from orbench_harness.backends.hf import HFBackend
 from orbench_harness.cli import main as cli_main
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
@@ -71,7 +71,7 @@ def test_soup_loads_as_a_model_and_differs_from_each_member(tiny_model_dir: Path
     for path in (a, b, tmp_path / "soup"):
         spec = resolve(str(path))
         assert spec is not None and spec.adapter == str(path.resolve())
-        model = HFBackend(device="cpu").load(spec)
+        model = load_on_device(spec)
         seq = seq or [model.encode_prompt(Prompt.user("Tell me about the sea"))]
         logprobs.append(model.token_logprobs(seq)[0])
     la, lb, ls = logprobs

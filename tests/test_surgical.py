@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 import torch
+from _device import load as load_on_device
 
 from methods._directions import eoi_length, kl_divergence, refusal_scores, refusal_token_ids
 from methods.surgical import Candidate, Surgical, SurgicalConfig, build_data, create, orthogonalize, select
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv
 from orbench_harness.registry import Registry
@@ -27,7 +28,7 @@ LOOSE = {"kl_threshold": "1e9", "full_table": "true"}  # a random model's KL say
 def hf(tiny_model_dir: Path) -> HFModel:
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(spec)
+    return load_on_device(spec)
 
 
 def _env(seed: int = 0, data_dir: Path | None = None) -> MethodEnv:
@@ -50,7 +51,8 @@ def prepared(hf: HFModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Sur
 def _block_inputs_during(hf: HFModel, fn: Any) -> list[torch.Tensor]:
     """Every block input seen while ``fn`` runs (pre-hooks registered last see ablated inputs)."""
     seen: list[torch.Tensor] = []
-    handles = [blk.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone())) for blk in hf.layers]
+    handles = [blk.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().float().cpu()))
+               for blk in hf.layers]
     try:
         fn()
     finally:

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from _device import load as load_on_device
 
-from orbench_harness.backends.hf import HFBackend
 from orbench_harness.backends.vllm_backend import build_requests, completion_from_output, sampling_kwargs
 from orbench_harness.cli import main
 from orbench_harness.cli.export import export
@@ -59,18 +59,18 @@ def test_exported_actor_model_equals_the_applied_method(tiny_model_dir: Path, tm
     assert meta["method"] == "actor" and len(meta["fingerprint"]) == 64
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
-    base = HFBackend(device="cpu").load(spec)
-    exported = HFBackend(device="cpu").load(resolve(str(out)))  # type: ignore[arg-type]
+    base = load_on_device(spec)
+    exported = load_on_device(resolve(str(out)))  # type: ignore[arg-type]
     sampler = _train_sampler(Registry(), RunSpec(model="x"))
     actor = create(args, MethodEnv(spec, 0, sampler))
     assert actor.fingerprint() == meta["fingerprint"]
     ctx = MethodContext(seed=0, artifact_dir=artifact_dir(spec, actor), train_samples=sampler, log=lambda m: None)
     artifact = actor.prepare(base, ctx)  # cached by the export: loaded, not retrained
-    ids = torch.tensor([base.encode("hello world and the sea")])
+    ids = torch.tensor([base.encode("hello world and the sea")], device=base.device)
     with torch.no_grad():
         got = exported.model(input_ids=ids).logits
         plain = base.model(input_ids=ids).logits
         with actor.apply(base, artifact):
             applied = base.model(input_ids=ids).logits
     assert not torch.allclose(got, plain)  # the method changed the weights
-    assert torch.allclose(got, applied, atol=1e-5)
+    assert torch.allclose(got, applied, atol=1e-5, rtol=1e-5)
