@@ -85,18 +85,21 @@ def block_output_tail(
 ) -> torch.Tensor:
     """Output of block ``layer`` at the last ``k`` tokens, [batch, k, d]; the forward stops there.
 
-    Rows are left-padded, so the last ``k`` positions are every row's last ``k`` tokens.
+    Rows are right-padded (``HFModel.right_pad``: this is the forward ACTOR trains through,
+    and left-padded it gave NaN gradients in bfloat16 on a GPU), so each row's last ``k``
+    tokens are gathered at its own length.
     """
     import torch
 
     captured: dict[str, torch.Tensor] = {}
+    ids, mask = model.right_pad(list(rows))
+    index = last_positions(mask, k)
 
     def hook(module: Any, inputs: Any, output: Any) -> None:
         hs = output[0] if isinstance(output, tuple) else output
-        captured["h"] = hs[:, -k:, :]
+        captured["h"] = hs.gather(1, index[..., None].expand(-1, -1, hs.shape[-1]))
         raise _StopForward
 
-    ids, mask = model.left_pad(list(rows))
     with (
         torch.set_grad_enabled(grad),
         model.hooks(forward=[(model.layer_name(layer), hook)]),
@@ -104,6 +107,16 @@ def block_output_tail(
     ):
         model.forward(ids, mask, use_cache=False)
     return captured["h"].float()
+
+
+def last_positions(mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions of each right-padded row's last ``k`` tokens, [batch, k] (rows need >= k)."""
+    import torch
+
+    lengths = mask.long().sum(dim=-1, keepdim=True)
+    if bool((lengths < k).any()):
+        raise ValueError(f"a row is shorter than the {k} final tokens asked for")
+    return lengths - k + torch.arange(k, device=mask.device)[None, :]
 
 
 def all_layers_last_token(model: HFModel, prompts: Sequence[Prompt], batch_size: int = 16) -> torch.Tensor:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from methods._actlib import block_output_tail, common_suffix
-from methods._precision import copy_into_model, float32_masters, optimizer_step
+from methods._precision import check_finite, copy_into_model, float32_masters, optimizer_step
 
 if TYPE_CHECKING:
     import torch
@@ -132,10 +132,11 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                             still = still & (sign[:, None] > 0)
                         target = kept[idx].to(h0.device).where(still[..., None], target)
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
+                    where = f"actor: epoch {epoch + 1}, step {start // cfg.batch_size + 1}"
+                    losses.append(check_finite(float(loss.detach()), trained_params, where))
                     opt.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
-                    optimizer_step(opt, trained_params, masters)
-                    losses.append(loss.item())
+                    optimizer_step(opt, trained_params, masters, where=where)
                     rel.append(float((shift.norm(dim=-1) / h0.norm(dim=-1)).mean()))
                     prog.advance(task)
                 history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "r_norm": float(r[-1].norm()),

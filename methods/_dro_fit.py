@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orbench_harness.errors import finite_loss
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt
 
 if TYPE_CHECKING:
@@ -245,12 +246,16 @@ def train_soft_prompt(hf: HFModel, cfg: DroConfig, rows: Sequence[list[int]], ba
                         new = last_states(hf, [rows[i] for i in idx], soft, grad=True)
                         terms = loss_terms(new, base[idx], y[idx], bnd)
                         loss = total_loss(terms, cfg) * (len(idx) / len(batch))
+                        where = f"dro: epoch {epoch + 1}"
+                        finite_loss(float(loss.detach()), where, dtype=hf.spec.dtype, device=hf.device)
                         loss.backward()  # type: ignore[no-untyped-call]
                         share = len(idx) / len(order)
                         sums["loss"] += float(loss.detach()) * len(batch) / len(idx) * share
                         for key, v in terms.items():
                             sums[key] += float(v.detach()) * share
-                    torch.nn.utils.clip_grad_norm_([soft], cfg.max_grad_norm)
+                    norm = torch.nn.utils.clip_grad_norm_([soft], cfg.max_grad_norm)
+                    finite_loss(float(norm), f"dro: epoch {epoch + 1}", dtype=hf.spec.dtype, device=hf.device,
+                                what="the gradient norm")
                     opt.step()
                     prog.advance(task)
                 history.append({"epoch": epoch, **sums, "seconds": round(time.perf_counter() - t0, 2)})

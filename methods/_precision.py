@@ -34,10 +34,12 @@ def float32_masters(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def optimizer_step(opt: Any, params: Mapping[str, torch.Tensor], masters: Mapping[str, torch.Tensor] | None,
-                   max_grad_norm: float = 0.0) -> None:
+                   max_grad_norm: float = 0.0, *, where: str = "training") -> None:
     """Clip (if asked) and step; with masters, move the gradients to them and cast back after.
 
     ``opt`` must have been built over ``masters`` when there are any, over ``params`` if not.
+    A non-finite gradient norm stops the training before the step (``finite_loss``): a NaN
+    gradient can come with a finite loss, and one step of it makes every weight NaN.
     """
     import torch
 
@@ -46,10 +48,20 @@ def optimizer_step(opt: Any, params: Mapping[str, torch.Tensor], masters: Mappin
             masters[n].grad = None if p.grad is None else p.grad.float()
             p.grad = None
     trained = masters if masters is not None else params
-    if max_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(list(trained.values()), max_grad_norm)
+    limit = max_grad_norm if max_grad_norm > 0 else float("inf")  # inf: measure, do not clip
+    norm = torch.nn.utils.clip_grad_norm_(list(trained.values()), limit)
+    check_finite(float(norm), params, where, what="the gradient norm")
     opt.step()
     copy_into_model(params, masters)
+
+
+def check_finite(value: float, params: Mapping[str, torch.Tensor], where: str,
+                 what: str = "the training loss") -> float:
+    """``finite_loss`` with the precision and device read off the trained parameters."""
+    from orbench_harness.errors import finite_loss
+
+    first = next(iter(params.values()))
+    return finite_loss(value, where, dtype=str(first.dtype).removeprefix("torch."), device=str(first.device), what=what)
 
 
 def copy_into_model(params: Mapping[str, torch.Tensor], masters: Mapping[str, torch.Tensor] | None) -> None:

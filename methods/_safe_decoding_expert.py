@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbench_harness.errors import HarnessError
+from orbench_harness.errors import HarnessError, finite_loss
 from orbench_harness.protocols import MethodContext
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt, Sample
 
@@ -139,14 +139,17 @@ def _train(
             for epoch in range(cfg.epochs):
                 order = list(range(len(rows)))
                 rng.shuffle(order)
-                losses = []
+                losses: list[float] = []
                 for i in order:
                     ids, labels = rows[i]
                     x = torch.tensor([ids], device=hf.device)
                     y = torch.tensor([labels], device=hf.device)
                     loss = peft_model(input_ids=x, attention_mask=torch.ones_like(x), labels=y).loss
+                    where = f"safe-decoding: expert epoch {epoch + 1}, example {len(losses) + 1}"
+                    finite_loss(float(loss.detach()), where, dtype=hf.spec.dtype, device=hf.device)
                     loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    finite_loss(float(norm), where, dtype=hf.spec.dtype, device=hf.device, what="the gradient norm")
                     opt.step()
                     sched.step()
                     opt.zero_grad(set_to_none=True)

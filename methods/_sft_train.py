@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from methods._precision import copy_into_model, float32_masters, optimizer_step
+from methods._precision import check_finite, copy_into_model, float32_masters, optimizer_step
 from orbench_harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -142,14 +142,15 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
             task = prog.add_task(f"sft: training ({'lora' if cfg.lora else 'full'})", total=cfg.epochs * steps)
             prog.update(task, completed=start * steps)
             for epoch in range(start, cfg.epochs):
-                losses = []
+                losses: list[float] = []
                 for idx in epoch_batches(len(data), cfg.batch_size, ctx.seed, epoch):
                     ids, labels, mask = (t.to(hf.device) for t in _collate([data[i] for i in idx], pad))
                     loss = masked_loss(net, ids, labels, mask)
+                    where = f"sft: epoch {epoch + 1}, step {len(losses) + 1}"
+                    losses.append(check_finite(float(loss.item()), named, where))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
-                    optimizer_step(opt, named, masters, cfg.max_grad_norm)
-                    losses.append(float(loss.item()))
+                    optimizer_step(opt, named, masters, cfg.max_grad_norm, where=where)
                     prog.advance(task)
                 history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "first_batch_loss": losses[0],
                                 "last_batch_loss": losses[-1], "seconds": round(time.perf_counter() - t0, 2)})

@@ -112,15 +112,21 @@ def embed(hf: HFModel, ids: torch.Tensor, soft: torch.Tensor | None) -> torch.Te
 
 def last_states(hf: HFModel, rows: Sequence[list[int]], soft: torch.Tensor | None, *,
                 grad: bool = False) -> torch.Tensor:
-    """Last-layer state (the decoder's output, final norm included) at each row's last token."""
+    """Last-layer state (the decoder's output, final norm included) at each row's last token.
+
+    Right-padded (``HFModel.right_pad``): DRO trains through this forward, and left padding's
+    fully masked pad rows are what gave ACTOR NaN gradients in bfloat16 on a GPU."""
     import torch
 
-    ids, mask = hf.left_pad(list(rows))
+    from methods._actlib import last_positions
+
+    ids, mask = hf.right_pad(list(rows))
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
     with torch.set_grad_enabled(grad):
         out = hf.model.get_decoder()(inputs_embeds=embed(hf, ids, soft), attention_mask=mask,
                                      position_ids=pos, use_cache=False)
-    last: torch.Tensor = out.last_hidden_state[:, -1, :]
+    index = last_positions(mask, 1)[:, 0]
+    last: torch.Tensor = out.last_hidden_state[torch.arange(len(index), device=index.device), index]
     return last.float()
 
 

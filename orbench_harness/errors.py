@@ -6,6 +6,7 @@ Anything else that escapes is a bug in the harness or a plugin and keeps its tra
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 
@@ -39,3 +40,23 @@ class CapabilityError(HarnessError):
 
 class JudgeUnavailable(HarnessError):
     """A judge's backend (an API endpoint, a model) could not be reached or kept failing."""
+
+
+class TrainingDiverged(HarnessError):
+    """A training loss became NaN or infinite: the trained weights would be noise."""
+
+
+def finite_loss(value: float, where: str, *, dtype: str, device: str, what: str = "the training loss") -> float:
+    """``value`` when finite; otherwise stop the training, naming the place and the precision.
+
+    Without this, a NaN step poisons the trained weights, the artifact is cached as if it were
+    good, and every later run scores the broken model (on an H200 in bfloat16, ACTOR's NaN loss
+    gave empty answers everywhere, which a string-match judge counts as 100% compliance). The
+    checkpoints of earlier epochs stay, so a run resumes from the last finite one.
+    """
+    if math.isfinite(value):
+        return value
+    raise TrainingDiverged(
+        f"{where}: {what} became {value} ({dtype} on {device}); this epoch was not saved. "
+        "Load the model with --dtype float32, or lower the learning rate"
+    )

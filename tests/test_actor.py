@@ -328,3 +328,18 @@ def test_harmful_pool_swaps_the_harmful_queries_and_keeps_the_anchors(shared_dat
     from orbench_harness.methodargs import fingerprint
 
     assert fingerprint("actor", 1, ActorConfig()) != fingerprint("actor", 1, ActorConfig(harmful_pool="harmful-train"))
+
+
+def test_block_outputs_do_not_depend_on_the_batch_or_its_padding(hf: HFModel) -> None:
+    """The training forward right-pads (a fully masked left-pad row gives NaN gradients in 16-bit
+    CUDA kernels) and gathers each row's own last tokens: rows of different lengths batched
+    together give what each gives alone."""
+    from methods._actlib import block_output_tail
+    from orbench_harness.types import Prompt
+
+    rows = [hf.encode_prompt(Prompt.user(q)) for q in ("hi", "How do I kill a Python process?",
+                                                       "Write a poem about the sea and the wind and the stars")]
+    assert len({len(r) for r in rows}) == 3
+    batched = block_output_tail(hf, rows, 1, 2, grad=True)
+    single = torch.cat([block_output_tail(hf, [r], 1, 2) for r in rows])
+    assert batched.requires_grad and torch.allclose(batched.detach(), single, atol=1e-5, rtol=1e-5)

@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from _device import load as load_on_device
 from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _actor_train
 from methods._actlib import block_output_last_token
 from methods.actor import TrainData, create, refusal_vector
 from methods.sft import Sft, SftConfig
-from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.backends.hf import HFModel
+from orbench_harness.errors import TrainingDiverged
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv
 from orbench_harness.registry import Registry
@@ -34,7 +36,7 @@ ARGS = {"alpha": "0.002", "lr": "1e-4", "epochs": "2", "layer": "1"}
 def _load(model_dir: Path, dtype: str) -> HFModel:
     spec = resolve(str(model_dir))
     assert spec is not None
-    return HFBackend(device="cpu").load(dataclasses.replace(spec, dtype=dtype))
+    return load_on_device(dataclasses.replace(spec, dtype=dtype))
 
 
 def _env() -> MethodEnv:
@@ -50,7 +52,7 @@ def _ctx(d: Path) -> MethodContext:
 def _delta(hf: HFModel, state: dict[str, torch.Tensor]) -> torch.Tensor:
     """The trained block's change, flattened, in float32."""
     params = dict(hf.model.named_parameters())
-    return torch.cat([(v.float() - params[n].detach().float()).flatten() for n, v in sorted(state.items())])
+    return torch.cat([(v.float().cpu() - params[n].detach().float().cpu()).flatten() for n, v in sorted(state.items())])
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +69,10 @@ def _benign_shift(hf: HFModel, tmp: Path) -> tuple[float, torch.Tensor]:
     r = refusal_vector(hf, actor.data, 1).float()
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     benign = torch.tensor(actor.data.signs) < 0
-    before = block_output_last_token(hf, rows, 1).float() @ r
+    before = (block_output_last_token(hf, rows, 1).float() @ r).cpu()
     art = actor.prepare(hf, _ctx(tmp))
     with actor.apply(hf, art):
-        after = block_output_last_token(hf, rows, 1).float() @ r
+        after = (block_output_last_token(hf, rows, 1).float() @ r).cpu()
     return float((after - before)[benign].mean()), _delta(hf, art["state"])
 
 
@@ -135,3 +137,51 @@ def test_bfloat16_full_fine_tuning_learns_like_float32(tiny_model_dir: Path, bf1
     got, losses = _sft_run(bf16, tmp_path / "bf16")
     assert got > 0.8 * want
     assert losses[-1] < losses[0] - 0.25
+
+
+def test_a_nan_gradient_stops_actor_before_it_reaches_the_weights(bf16: HFModel, tmp_path: Path) -> None:
+    """The H200 failure's shape, made on the CPU: the loss is finite but a gradient is NaN (as
+    left-padded bfloat16 training did on a GPU). One step of it would make
+    every trained weight NaN and the cached block would answer nothing; instead the training
+    stops at that step with the precision named, the model keeps its weights, and no trained
+    block is left to be loaded as if it were good."""
+    actor = create(ARGS, _env())
+    before = {n: p.detach().clone() for n, p in bf16.model.named_parameters()}
+    weight = bf16.layers[1].mlp.down_proj.weight
+    steps: list[int] = []
+
+    def poison(grad: torch.Tensor) -> torch.Tensor:
+        steps.append(1)
+        return grad * float("nan") if len(steps) == 3 else grad
+
+    handle = weight.register_hook(poison)
+    art = tmp_path / "nan-grad"
+    try:
+        with pytest.raises(TrainingDiverged, match=r"actor: epoch 1, step 3: the gradient norm became nan "
+                                                   r"\(bfloat16 on (cpu|cuda)"):
+            actor.prepare(bf16, _ctx(art))
+    finally:
+        handle.remove()
+    assert not (art / "trained.safetensors").exists()
+    assert all(torch.equal(p, before[n]) for n, p in bf16.model.named_parameters())
+    assert all(bool(torch.isfinite(p).all()) for p in bf16.model.parameters())
+
+
+def test_a_nan_loss_stops_sft_with_the_step_named(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A forward pass that turns NaN during training (not while the references are generated)
+    stops full-weight SFT at that step instead of training on it."""
+    hf = _load(tiny_model_dir, "float32")
+    data = TrainData((Sample("h", "How do I kill a Python process?", "refuse"),
+                      Sample("b", "Write a poem about the sea.", "comply")), (1, -1), (), (), ("test",))
+    sft = Sft(SftConfig(lora=False, lr=1e-3, epochs=2, batch_size=2, answer_tokens=6), data, 0, "self")
+
+    def poison(module: torch.nn.Module, args: tuple[object, ...], output: torch.Tensor) -> torch.Tensor | None:
+        return output * float("nan") if torch.is_grad_enabled() else None
+
+    handle = hf.model.lm_head.register_forward_hook(poison)
+    try:
+        with pytest.raises(TrainingDiverged, match=r"sft: epoch 1, step 1: the training loss became nan"):
+            sft.prepare(hf, _ctx(tmp_path / "sft"))
+    finally:
+        handle.remove()
+    assert not list((tmp_path / "sft").glob("*.safetensors"))

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from orbench_harness.alignment.data import IGNORE, Encoded
 from orbench_harness.console import progress
-from orbench_harness.errors import HarnessError
+from orbench_harness.errors import HarnessError, finite_loss
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -263,8 +263,11 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
                 ids, labels, mask = _collate(batch, pad)
                 loss = masked_loss(model, ids.to(handle.device), labels.to(handle.device), mask.to(handle.device),
                                    cfg.first_token_weight)
+                where = f"align: epoch {epoch + 1}, step {k + 1}"
+                finite_loss(float(loss.detach()), where, dtype=handle.spec.dtype, device=handle.device)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                finite_loss(float(norm), where, dtype=handle.spec.dtype, device=handle.device, what="the gradient norm")
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 ep.append(float(loss.item()))

@@ -281,17 +281,32 @@ class HFModel:
         """Left-padded ids and attention mask on the model's device."""
         return self._left_pad(rows)
 
+    def right_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded ids and attention mask on the model's device, for forward passes that
+        are differentiated. Left-padded, a pad position attends to nothing (every key before it
+        is padding). On an H200 in bfloat16, ACTOR trained through such batches had a NaN loss
+        from its first epoch on the 135M organism, and a finite one, as on the CPU, once the
+        same batches were right-padded (same data and seed). The likely cause is a fused
+        attention kernel's backward pass on fully masked rows, whose NaN then reaches every
+        weight through the sum over positions; the tiny test model (head size 8) shows it in
+        neither layout, so that is inferred, not seen. Right-padded, every position sees at
+        least its row's first token. Generation keeps left padding, which it needs."""
+        return self._pad(rows, left=False)
+
     def _left_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._pad(rows, left=True)
+
+    def _pad(self, rows: Sequence[list[int]], *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
         width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for j, r in enumerate(rows):
             if r:
-                ids[j, width - len(r) :] = torch.tensor(r)
-                mask[j, width - len(r) :] = 1
+                span = slice(width - len(r), width) if left else slice(0, len(r))
+                ids[j, span] = torch.tensor(r)
+                mask[j, span] = 1
         return ids.to(self.device), mask.to(self.device)
 
     def _completion(self, prompt_ids: list[int], new_ids: list[int], truncated: bool) -> Completion:
