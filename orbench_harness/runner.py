@@ -362,6 +362,10 @@ def _results(r: Resolved, records: dict[str, dict[str, Any]], verdicts: dict[str
         labels = [Label(verdicts[k]["label"]) if verdicts[k]["label"] else None for k in keys]
         stats = rate_stats(labels)
         stats["truncated_prompts"] = sum(1 for k in keys if records[k].get("truncated_prompt"))
+        stats["empty_completions"] = empty = sum(1 for k in keys if not records[k]["completion"].strip())
+        if empty * 10 >= len(keys) > 0:
+            console.warn(f"{name}: {empty} of {len(keys)} completions are empty, which the strmatch and classifier "
+                         "judges count as compliance: the model or the method may be broken (NaN weights do this)")
         benchmarks[name] = {"kind": bench.kind, "metric": bench.metric, **stats}
     return {
         "model": r.model.name,

@@ -141,3 +141,59 @@ def test_chat_template_flag_rescues_a_model_without_one(tiny_model_no_template: 
     code = main(["run", "--model", str(tiny_model_no_template), "--limit", "2", "--max-new-tokens", "4",
                  "--chat-template", str(tpl), "--out", str(tmp_path / "r")])
     assert code == 0
+
+
+def test_empty_completions_are_counted_and_a_mostly_empty_benchmark_is_flagged(
+        tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A broken model answers nothing, and an empty answer contains no refusal, so judges call
+    it compliance (an ACTOR block trained into NaN on a GPU scored 100% compliance and 0 safety
+    this way). results.json counts empty completions per benchmark and the run says so."""
+    import dataclasses
+    from contextlib import contextmanager
+
+    from methods.none import NoneMethod
+    from orbench_harness.hookspecs import hookimpl
+    from orbench_harness.plugins import get_plugin_manager
+    from orbench_harness.registry import Registry
+
+    class Blank:
+        def __init__(self, model: object) -> None:
+            self.model = model
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.model, name)
+
+        def generate(self, prompts, params, *, batch_size=8, on_batch=None):  # type: ignore[no-untyped-def]
+            made = self.model.generate(prompts, params, batch_size=batch_size)  # type: ignore[attr-defined]
+            out = [dataclasses.replace(c, text="") for c in made]
+            if on_batch is not None:
+                on_batch(list(range(len(out))), out)
+            return out
+
+    class Silent(NoneMethod):
+        name = "silent"
+
+        def fingerprint(self) -> str:
+            return "silent-v1"
+
+        @contextmanager
+        def apply(self, model, artifact):  # type: ignore[no-untyped-def]
+            yield Blank(model)
+
+    class Plugin:
+        @hookimpl
+        def orbench_register_methods(self, register):  # type: ignore[no-untyped-def]
+            register("silent", lambda args, env=None: Silent())
+
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin())
+    res = run(_spec(tiny_model_dir, method="silent", judge="strmatch"), tmp_path / "silent", registry=Registry(pm))
+    demo = res["benchmarks"]
+    assert all(b["empty_completions"] == b["n"] > 0 for b in demo.values())
+    assert all(b["compliance_rate"] == 100 for b in demo.values())  # what the judge makes of silence
+    err = capsys.readouterr().err
+    assert "completions are empty" in err and "may be broken" in err
+    plain = run(_spec(tiny_model_dir, judge="strmatch"), tmp_path / "plain")
+    samples = _lines(tmp_path / "plain" / "samples.jsonl")
+    assert sum(b["empty_completions"] for b in plain["benchmarks"].values()) == sum(
+        1 for x in samples if not str(x["completion"]).strip())
