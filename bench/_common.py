@@ -16,7 +16,8 @@ DATA = ROOT.parent / "shared" / "datasets"
 
 def run_isolated(script: str, *args: str) -> dict[str, Any]:
     """Run ``python script args`` and parse its last stdout line as JSON (plus peak RSS)."""
-    env = {**os.environ, "ORBENCH_NO_PROGRESS": "1", "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "ORBENCH_NO_PROGRESS": "1", "PYTHONPATH": path}
     res = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, env=env, check=False)
     if res.returncode != 0:
         sys.stderr.write(res.stderr[-4000:])

@@ -2,9 +2,11 @@
 
     python bench/actor_vs_sft.py [--model smollm2-135m-safety] [--data paper|demo]
                                  [--data-dir ../shared/datasets] [--epochs 3] [--threads N]
+                                 [--device cpu|cuda]
 
 Each method runs in its own subprocess (so peak memory is per variant): load the model with
-the hf backend on the CPU, build the method through the registry (both get their prompts from
+the hf backend (on the CPU unless ``--device`` names a GPU; the model's own precision, float32
+for the embedded organism), build the method through the registry (both get their prompts from
 ``methods.actor.build_data``, with the same data options and seed), then time ``prepare`` in a
 fresh, empty artifact directory, so a cached artifact or checkpoint never makes it look instant.
 
@@ -38,7 +40,8 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)  # stdout's last line is the worker's JSON
 
 
-def _worker(variant: str, model_name: str, data: str, data_dir: str, epochs: int, threads: int) -> None:
+def _worker(variant: str, model_name: str, data: str, data_dir: str, epochs: int, threads: int,
+            device: str) -> None:
     import torch
 
     from orbench_harness.backends.hf import HFBackend
@@ -51,7 +54,8 @@ def _worker(variant: str, model_name: str, data: str, data_dir: str, epochs: int
     spec = registry.resolve_model(model_name)
     run_spec = RunSpec(model=model_name, method=variant, data_dir=Path(data_dir) if data == "paper" else None)
     t0 = time.perf_counter()
-    model = HFBackend(device="cpu", threads=threads or None).load(spec)
+    backend = HFBackend(device=device, threads=threads or None)
+    model = backend.load(spec)
     load_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -70,7 +74,9 @@ def _worker(variant: str, model_name: str, data: str, data_dir: str, epochs: int
     out = {"variant": variant, "model": spec.name, "threads": torch.get_num_threads(), "epochs": epochs,
            "n_queries": len(method.data.queries), "load_seconds": load_seconds, "data_seconds": data_seconds,
            "prepare_seconds": prepare_seconds, "train_seconds": float(meta["train_seconds"]),
-           "reference_seconds": float(meta.get("reference_seconds", 0.0)), "peak_rss_mb": peak_rss_mb()}
+           "reference_seconds": float(meta.get("reference_seconds", 0.0)), "peak_rss_mb": peak_rss_mb(),
+           "device": backend.describe(), "dtype": model.spec.dtype,
+           "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else 0.0}
     if variant == "actor":
         out["layer"] = meta["layer"]
     else:
@@ -86,18 +92,24 @@ def main() -> None:
     ap.add_argument("--data-dir", default=str(DATA), help="datasets for --data paper (default: ../shared/datasets)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        _worker(a.worker, a.model, a.data, a.data_dir, a.epochs, a.threads)
+        _worker(a.worker, a.model, a.data, a.data_dir, a.epochs, a.threads, a.device)
         return
     res = {}
     for variant in ("actor", "sft"):
         res[variant] = run_isolated(__file__, "--worker", variant, "--model", a.model, "--data", a.data,
-                                    "--data-dir", a.data_dir, "--epochs", str(a.epochs), "--threads", str(a.threads))
+                                    "--data-dir", a.data_dir, "--epochs", str(a.epochs), "--threads", str(a.threads),
+                                    "--device", a.device)
     act, sft = res["actor"], res["sft"]
-    print(f"model {act['model']}, data {a.data} ({act['n_queries']} training prompts), {a.epochs} epoch(s), "
-          f"{act['threads']} thread(s)")
+    dev = act["device"]
+    where = f"{dev['name']} ({dev['device']})" if a.device.startswith("cuda") else f"{act['threads']} CPU thread(s)"
+    print(f"model {act['model']} ({act['dtype']}), data {a.data} ({act['n_queries']} training prompts), "
+          f"{a.epochs} epoch(s), on {where}")
+    if a.device.startswith("cuda"):
+        print(f"peak GPU memory: actor {act['peak_gpu_mb']:.0f} MiB, sft {sft['peak_gpu_mb']:.0f} MiB")
     layer_choice = act["prepare_seconds"] - act["train_seconds"]
     print(f"actor  prepare {act['prepare_seconds']:8.1f}s  = layer choice {layer_choice:6.1f}s"
           f" + train_seconds {act['train_seconds']:8.1f}s (layer {act['layer']})"
