@@ -169,3 +169,28 @@ def test_hidden_states_do_not_depend_on_batch_padding(model: HFModel) -> None:
     together = model.hidden_states(PROMPTS, batch_size=len(PROMPTS))
     alone = torch.cat([model.hidden_states([p]) for p in PROMPTS])
     assert torch.allclose(together, alone, atol=1e-4, rtol=1e-4)  # float32 rounding, CPU or CUDA
+
+
+def test_scoring_and_reading_states_back_off_on_out_of_memory(
+        model: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
+    """Log-probabilities (MMLU, perplexity, the decoding methods) and hidden states (ACTOR's
+    layer choice) halve their batch on out-of-memory like generation, with the same numbers."""
+    seqs = [model.encode_prompt(p) for p in PROMPTS]
+    want_lp, want_hs = model.token_logprobs(seqs, batch_size=4), model.hidden_states(PROMPTS, batch_size=4)
+    capsys.readouterr()
+    handle = _memory_limit(model, max_rows=1)
+    try:
+        got_lp, got_hs = model.token_logprobs(seqs, batch_size=4), model.hidden_states(PROMPTS, batch_size=4)
+    finally:
+        handle.remove()
+    assert [len(x) for x in got_lp] == [len(s) - 1 for s in seqs]
+    assert all(g == pytest.approx(w, rel=1e-4, abs=1e-4) for g, w in zip(got_lp, want_lp, strict=True))
+    assert torch.allclose(got_hs, want_hs, atol=1e-4, rtol=1e-4)
+    err = capsys.readouterr().err
+    assert "scoring 4 sequences of up to" in err and "reading the states of 4 sequences" in err
+    handle = _memory_limit(model, max_rows=None)
+    try:
+        with pytest.raises(HarnessError, match=r"out of memory on \S+ scoring one sequence of \d+ tokens"):
+            model.token_logprobs(seqs[:1])
+    finally:
+        handle.remove()

@@ -13,11 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orbench_harness.backends._batching import R, in_batches
 from orbench_harness.backends._chat import render, stop_ids
 from orbench_harness.backends._device import auto_dtype, capability, check_device, describe
 from orbench_harness.backends._gguf import convert_gguf
 from orbench_harness.backends._hub import hub_errors
-from orbench_harness.console import warn
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import OnBatch
 from orbench_harness.types import Capability, Completion, GenParams, ModelSpec, Prompt
@@ -207,39 +207,34 @@ class HFModel:
         if budget <= 0:
             raise HarnessError(f"--max-new-tokens {params.max_new_tokens} exceeds the context")
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        results: list[Completion | None] = [None] * len(encoded)
-        size, start = max(1, batch_size), 0
-        while start < len(order):
-            idx = order[start : start + size]
-            rows = [encoded[i] for i in idx]
-            truncated = [len(r) > budget for r in rows]
-            rows = [r[-budget:] for r in rows]  # keep the end: the question and the template
+        rows = [encoded[i][-budget:] for i in order]  # keep the end: the question and the template
+        truncated = [len(encoded[i]) > budget for i in order]
+
+        def run(start: int, stop: int) -> list[list[int]]:
             if not params.greedy:
                 torch.manual_seed(params.seed + start)
-            try:
-                new = self._generate_rows(rows, params)
-            except (torch.OutOfMemoryError, RuntimeError) as e:
-                if not isinstance(e, torch.OutOfMemoryError) and "out of memory" not in str(e):
-                    raise
-                new = None
-            if new is None:
-                self._release_memory()
-                if size == 1:
-                    raise HarnessError(
-                        f"out of memory on {self.device} generating {params.max_new_tokens} tokens for one prompt of "
-                        f"{len(rows[0])} tokens: lower --max-new-tokens, pass a smaller --dtype, or use a larger device"
-                    )
-                size //= 2
-                warn(f"out of memory on {self.device} at {len(idx)} prompts of up to {len(rows[0])} tokens; "
-                     f"continuing with batches of {size} (--batch-size {size} avoids the retry)")
-                continue
-            comps = [self._completion(r, n, t) for r, n, t in zip(rows, new, truncated, strict=True)]
+            return self._generate_rows(rows[start:stop], params)
+
+        results: list[Completion | None] = [None] * len(encoded)
+        for start, stop, new in self._batches([len(r) for r in rows], batch_size, run,
+                                              f"generating {params.max_new_tokens} tokens for",
+                                              "lower --max-new-tokens, pass a smaller --dtype, or use a larger device",
+                                              unit="prompt"):
+            idx = order[start:stop]
+            comps = [self._completion(r, n, t) for r, n, t in zip(rows[start:stop], new, truncated[start:stop],
+                                                                  strict=True)]
             for i, c in zip(idx, comps, strict=True):
                 results[i] = c
             if on_batch is not None:
                 on_batch(idx, comps)
-            start += len(idx)
         return [c for c in results if c is not None]
+
+    def _batches(self, lengths: Sequence[int], batch_size: int, run: Callable[[int, int], R], doing: str,
+                 fix: str = "pass a smaller --dtype or use a larger device",
+                 unit: str = "sequence") -> Iterator[tuple[int, int, R]]:
+        """``_batching.in_batches`` on this model's device (out-of-memory back-off)."""
+        return in_batches(lengths, batch_size, run, device=self.device, doing=doing, fix=fix,
+                          release=self._release_memory, unit=unit)
 
     def _generate_rows(self, rows: list[list[int]], params: GenParams) -> list[list[int]]:
         """New token ids for one left-padded batch."""
@@ -323,27 +318,28 @@ class HFModel:
 
     # -- scoring and internals -----------------------------------------------------------
     def token_logprobs(self, sequences: Sequence[Sequence[int]], batch_size: int = 8) -> list[list[float]]:
-        """log p(t_i | t_<i) for i >= 1, per sequence (right-padded batches)."""
+        """log p(t_i | t_<i) for i >= 1, per sequence (right-padded batches, out-of-memory
+        back-off). Each row is reduced on its own, in float32, as its token's logit minus the
+        row's log-sum-exp: a float32 log-softmax over the whole batch would hold batch x length
+        x vocabulary floats twice over (for eight 1,500-token MMLU prompts and Gemma's 256k
+        vocabulary, about 25 GB beside the model)."""
         import torch
 
-        out: list[list[float]] = []
-        pad = self.tokenizer.pad_token_id
-        for start in range(0, len(sequences), batch_size):
-            chunk = [list(s) for s in sequences[start : start + batch_size]]
-            width = max(len(s) for s in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for j, s in enumerate(chunk):
-                ids[j, : len(s)] = torch.tensor(s)
-                mask[j, : len(s)] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
+        rows = [list(s) for s in sequences]
+
+        def run(start: int, stop: int) -> list[list[float]]:
+            ids, mask = self._pad(rows[start:stop], left=False)
             with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            picked = logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            for j, s in enumerate(chunk):
-                out.append(picked[j, : len(s) - 1].tolist())
-        return out
+                logits = self.model(input_ids=ids, attention_mask=mask).logits
+                out = []
+                for j, row in enumerate(rows[start:stop]):
+                    z = logits[j, : len(row) - 1].float()
+                    picked = z.gather(-1, ids[j, 1 : len(row), None]).squeeze(-1) - torch.logsumexp(z, dim=-1)
+                    out.append(picked.tolist())
+            return out
+
+        return [lp for _, _, part in self._batches([len(r) for r in rows], batch_size, run, "scoring")
+                for lp in part]
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -361,12 +357,14 @@ class HFModel:
         import torch
 
         rows = [self.encode_prompt(p) for p in prompts]
-        chunks = []
-        for start in range(0, len(rows), batch_size):
-            ids, mask = self._left_pad(rows[start : start + batch_size])
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            ids, mask = self._left_pad(rows[start:stop])
             with torch.inference_mode():
                 hs = self.forward(ids, mask, output_hidden_states=True).hidden_states
-            chunks.append(torch.stack([h[:, -1, :] for h in hs], dim=1).float().cpu())
+            return torch.stack([h[:, -1, :] for h in hs], dim=1).float().cpu()
+
+        chunks = [h for _, _, h in self._batches([len(r) for r in rows], batch_size, run, "reading the states of")]
         return torch.cat(chunks, dim=0)
 
     @contextmanager
