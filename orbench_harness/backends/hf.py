@@ -240,7 +240,7 @@ class HFModel:
         """New token ids for one left-padded batch."""
         import torch
 
-        input_ids, mask = self._left_pad(rows)
+        input_ids, mask = self.left_pad(rows)
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids,
@@ -274,7 +274,7 @@ class HFModel:
 
     def left_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ids and attention mask on the model's device."""
-        return self._left_pad(rows)
+        return self._pad(rows, left=True)
 
     def right_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded ids and attention mask on the model's device, for forward passes that
@@ -287,9 +287,6 @@ class HFModel:
         neither layout, so that is inferred, not seen. Right-padded, every position sees at
         least its row's first token. Generation keeps left padding, which it needs."""
         return self._pad(rows, left=False)
-
-    def _left_pad(self, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._pad(rows, left=True)
 
     def _pad(self, rows: Sequence[list[int]], *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
@@ -359,7 +356,7 @@ class HFModel:
         rows = [self.encode_prompt(p) for p in prompts]
 
         def run(start: int, stop: int) -> torch.Tensor:
-            ids, mask = self._left_pad(rows[start:stop])
+            ids, mask = self.left_pad(rows[start:stop])
             with torch.inference_mode():
                 hs = self.forward(ids, mask, output_hidden_states=True).hidden_states
             return torch.stack([h[:, -1, :] for h in hs], dim=1).float().cpu()
