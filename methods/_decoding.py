@@ -113,18 +113,24 @@ def generate_batched(
 ) -> list[Completion]:
     """Length-sorted batches of items (one token row per stream), prompts truncated from the
     left to fit ``max_new_tokens``, ``on_batch`` called as batches finish, results in input
-    order. The completion reports the *first* stream's prompt length."""
+    order. The completion reports the *first* stream's prompt length. A batch that runs out
+    of accelerator memory is retried in halves, as the backend's own generation is (Self-CD
+    decodes two streams per prompt, so it meets the limit at half the batch)."""
     budget = hf.max_length - params.max_new_tokens
     if budget <= 0:
         raise HarnessError(f"--max-new-tokens {params.max_new_tokens} exceeds the context")
     order = sorted(range(len(items)), key=lambda i: -max(len(r) for r in items[i]))
+    batch = [tuple(r[-budget:] for r in items[i]) for i in order]
+    truncated = [any(len(r) > budget for r in items[i]) for i in order]
     results: list[Completion | None] = [None] * len(items)
-    for start in range(0, len(order), max(1, batch_size)):
-        idx = order[start : start + batch_size]
-        batch = [tuple(r[-budget:] for r in items[i]) for i in idx]
-        truncated = [any(len(r) > budget for r in items[i]) for i in idx]
-        new = decode(batch, params, start)
-        comps = [completion(hf, rows[0], n, t) for rows, n, t in zip(batch, new, truncated, strict=True)]
+    for start, stop, new in hf._batches([max(len(r) for r in b) for b in batch], batch_size,
+                                        lambda a, b: decode(batch[a:b], params, a),
+                                        f"generating {params.max_new_tokens} tokens for",
+                                        "lower --max-new-tokens, pass a smaller --dtype, or use a larger device",
+                                        unit="prompt"):
+        idx = order[start:stop]
+        comps = [completion(hf, rows[0], n, t)
+                 for rows, n, t in zip(batch[start:stop], new, truncated[start:stop], strict=True)]
         for i, c in zip(idx, comps, strict=True):
             results[i] = c
         if on_batch is not None:

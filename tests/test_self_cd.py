@@ -90,6 +90,30 @@ def test_batched_equals_one_at_a_time(hf: HFModel) -> None:
     assert all(c.n_prompt_tokens == len(hf.encode_prompt(p)) for c, p in zip(batched, prompts, strict=True))
 
 
+def test_out_of_memory_halves_the_batch_of_prompt_pairs(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
+    """Self-CD decodes two streams per prompt; a batch that runs out of memory is retried in
+    halves (``methods._decoding.generate_batched``) and every answer is the one-at-a-time one."""
+    policy = _policy(hf)
+    prompts = [Prompt.user(q) for q in QUESTIONS]
+    params = GenParams(max_new_tokens=6)
+    single = policy.generate(prompts, params, batch_size=1)
+    capsys.readouterr()
+
+    def full(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        ids = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
+        if isinstance(ids, torch.Tensor) and ids.shape[0] > 2:  # one prompt's two streams fit
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    handle = hf.model.register_forward_pre_hook(full, with_kwargs=True)
+    seen: list[int] = []
+    try:
+        got = policy.generate(prompts, params, batch_size=3, on_batch=lambda idx, comps: seen.extend(idx))
+    finally:
+        handle.remove()
+    assert [c.text for c in got] == [c.text for c in single] and sorted(seen) == [0, 1, 2]
+    assert "continuing with batches of 1" in capsys.readouterr().err
+
+
 def test_ratio_end_points_are_the_two_plain_renderings(hf: HFModel) -> None:
     prompts = [Prompt.user(q) for q in QUESTIONS]
     params = GenParams(max_new_tokens=10)
