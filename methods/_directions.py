@@ -107,15 +107,16 @@ def block_acts(
         return lambda mod, args, output: grab(layer, _hs(output))
 
     pairs = [(hf.layer_name(i), make(i)) for i in layers]
-    out: list[torch.Tensor] = []
-    for start in range(0, len(rows), batch_size):
+
+    def run(start: int, stop: int) -> torch.Tensor:
         got.clear()
-        ids, mask = hf.left_pad(list(rows[start : start + batch_size]))
+        ids, mask = hf.left_pad(list(rows[start:stop]))
         hooks = hf.hooks(pre=pairs) if where == "input" else hf.hooks(forward=pairs)
         with torch.no_grad(), hooks, contextlib.suppress(_StopForward):
             hf.forward(ids, mask, use_cache=False)
-        out.append(torch.stack([got[i] for i in layers], dim=1))
-    return torch.cat(out)
+        return torch.stack([got[i] for i in layers], dim=1)
+
+    return torch.cat([t for _, _, t in hf._batches([len(r) for r in rows], batch_size, run, "reading the states of")])
 
 
 def block_inputs(hf: HFModel, rows: Sequence[list[int]], positions: Sequence[int],
@@ -125,26 +126,27 @@ def block_inputs(hf: HFModel, rows: Sequence[list[int]], positions: Sequence[int
     import torch
 
     n = int(hf.model.config.num_hidden_layers)
-    out: list[torch.Tensor] = []
-    for start in range(0, len(rows), batch_size):
-        ids, mask = hf.left_pad(list(rows[start : start + batch_size]))
+
+    def run(start: int, stop: int) -> torch.Tensor:
+        ids, mask = hf.left_pad(list(rows[start:stop]))
         with torch.no_grad():
             hs = hf.forward(ids, mask, use_cache=False, output_hidden_states=True).hidden_states
-        out.append(torch.stack([h[:, list(positions), :].float().cpu() for h in hs[:n]], dim=1))
-    return torch.cat(out)
+        return torch.stack([h[:, list(positions), :].float().cpu() for h in hs[:n]], dim=1)
+
+    return torch.cat([t for _, _, t in hf._batches([len(r) for r in rows], batch_size, run, "reading the states of")])
 
 
 def last_logits(hf: HFModel, rows: Sequence[list[int]], batch_size: int = 32) -> torch.Tensor:
     """Next-token logits after each prompt, ``[n, vocab]`` float64 on the CPU."""
     import torch
 
-    out: list[torch.Tensor] = []
-    for start in range(0, len(rows), batch_size):
-        ids, mask = hf.left_pad(list(rows[start : start + batch_size]))
+    def run(start: int, stop: int) -> torch.Tensor:
+        ids, mask = hf.left_pad(list(rows[start:stop]))
         with torch.no_grad():
-            logits = hf.forward(ids, mask, use_cache=False, logits_to_keep=1).logits
-        out.append(logits[:, -1, :].double().cpu())
-    return torch.cat(out)
+            logits: torch.Tensor = hf.forward(ids, mask, use_cache=False, logits_to_keep=1).logits
+        return logits[:, -1, :].double().cpu()
+
+    return torch.cat([t for _, _, t in hf._batches([len(r) for r in rows], batch_size, run, "scoring")])
 
 
 def refusal_token_ids(hf: HFModel, phrases: Sequence[str]) -> list[int]:

@@ -201,3 +201,26 @@ def test_artifact_is_cached(hf: HFModel, tmp_path: Path) -> None:
     assert (tmp_path / "scans.safetensors").is_file() and (tmp_path / "scans.json").is_file()
     again = method.prepare(hf, _ctx(tmp_path))
     assert torch.equal(first["v"], again["v"]) and again["meta"] == first["meta"]
+
+
+def test_direction_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
+    """The states and logits SCANS and Surgical read at prepare time come in batches that halve
+    on out-of-memory, with the same values."""
+    from methods._directions import block_inputs, last_logits
+
+    rows = [hf.encode_prompt(p) for p in PROMPTS]
+    want_x, want_z = block_inputs(hf, rows, [-1], batch_size=3), last_logits(hf, rows, batch_size=3)
+
+    def full(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        ids = kwargs.get("input_ids")
+        if isinstance(ids, torch.Tensor) and ids.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    capsys.readouterr()
+    handle = hf.model.register_forward_pre_hook(full, with_kwargs=True)
+    try:
+        got_x, got_z = block_inputs(hf, rows, [-1], batch_size=3), last_logits(hf, rows, batch_size=3)
+    finally:
+        handle.remove()
+    assert torch.allclose(got_x, want_x, atol=1e-4, rtol=1e-4) and torch.allclose(got_z, want_z, atol=1e-4, rtol=1e-4)
+    assert capsys.readouterr().err.count("continuing with batches of 1") == 2
