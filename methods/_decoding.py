@@ -120,17 +120,17 @@ def generate_batched(
     if budget <= 0:
         raise HarnessError(f"--max-new-tokens {params.max_new_tokens} exceeds the context")
     order = sorted(range(len(items)), key=lambda i: -max(len(r) for r in items[i]))
-    batch = [tuple(r[-budget:] for r in items[i]) for i in order]
+    streams = [tuple(r[-budget:] for r in items[i]) for i in order]
     truncated = [any(len(r) > budget for r in items[i]) for i in order]
     results: list[Completion | None] = [None] * len(items)
-    for start, stop, new in hf._batches([max(len(r) for r in b) for b in batch], batch_size,
-                                        lambda a, b: decode(batch[a:b], params, a),
-                                        f"generating {params.max_new_tokens} tokens for",
-                                        "lower --max-new-tokens, pass a smaller --dtype, or use a larger device",
-                                        unit="prompt"):
+    for start, stop, new in hf.batches([max(len(r) for r in s) for s in streams], batch_size,
+                                       lambda a, b: decode(streams[a:b], params, a),
+                                       f"generating {params.max_new_tokens} tokens for",
+                                       "lower --max-new-tokens, pass a smaller --dtype, or use a larger device",
+                                       unit="prompt"):
         idx = order[start:stop]
         comps = [completion(hf, rows[0], n, t)
-                 for rows, n, t in zip(batch[start:stop], new, truncated[start:stop], strict=True)]
+                 for rows, n, t in zip(streams[start:stop], new, truncated[start:stop], strict=True)]
         for i, c in zip(idx, comps, strict=True):
             results[i] = c
         if on_batch is not None:

@@ -116,7 +116,7 @@ def block_acts(
             hf.forward(ids, mask, use_cache=False)
         return torch.stack([got[i] for i in layers], dim=1)
 
-    return torch.cat([t for _, _, t in hf._batches([len(r) for r in rows], batch_size, run, "reading the states of")])
+    return torch.cat([t for _, _, t in hf.batches([len(r) for r in rows], batch_size, run, "reading the states of")])
 
 
 def block_inputs(hf: HFModel, rows: Sequence[list[int]], positions: Sequence[int],
@@ -133,7 +133,7 @@ def block_inputs(hf: HFModel, rows: Sequence[list[int]], positions: Sequence[int
             hs = hf.forward(ids, mask, use_cache=False, output_hidden_states=True).hidden_states
         return torch.stack([h[:, list(positions), :].float().cpu() for h in hs[:n]], dim=1)
 
-    return torch.cat([t for _, _, t in hf._batches([len(r) for r in rows], batch_size, run, "reading the states of")])
+    return torch.cat([t for _, _, t in hf.batches([len(r) for r in rows], batch_size, run, "reading the states of")])
 
 
 def last_logits(hf: HFModel, rows: Sequence[list[int]], batch_size: int = 32) -> torch.Tensor:
@@ -146,7 +146,7 @@ def last_logits(hf: HFModel, rows: Sequence[list[int]], batch_size: int = 32) ->
             logits: torch.Tensor = hf.forward(ids, mask, use_cache=False, logits_to_keep=1).logits
         return logits[:, -1, :].double().cpu()
 
-    return torch.cat([t for _, _, t in hf._batches([len(r) for r in rows], batch_size, run, "scoring")])
+    return torch.cat([t for _, _, t in hf.batches([len(r) for r in rows], batch_size, run, "scoring")])
 
 
 def refusal_token_ids(hf: HFModel, phrases: Sequence[str]) -> list[int]:

@@ -216,10 +216,10 @@ class HFModel:
             return self._generate_rows(rows[start:stop], params)
 
         results: list[Completion | None] = [None] * len(encoded)
-        for start, stop, new in self._batches([len(r) for r in rows], batch_size, run,
-                                              f"generating {params.max_new_tokens} tokens for",
-                                              "lower --max-new-tokens, pass a smaller --dtype, or use a larger device",
-                                              unit="prompt"):
+        for start, stop, new in self.batches([len(r) for r in rows], batch_size, run,
+                                             f"generating {params.max_new_tokens} tokens for",
+                                             "lower --max-new-tokens, pass a smaller --dtype, or use a larger device",
+                                             unit="prompt"):
             idx = order[start:stop]
             comps = [self._completion(r, n, t) for r, n, t in zip(rows[start:stop], new, truncated[start:stop],
                                                                   strict=True)]
@@ -229,10 +229,12 @@ class HFModel:
                 on_batch(idx, comps)
         return [c for c in results if c is not None]
 
-    def _batches(self, lengths: Sequence[int], batch_size: int, run: Callable[[int, int], R], doing: str,
+    def batches(self, lengths: Sequence[int], batch_size: int, run: Callable[[int, int], R], doing: str,
                  fix: str = "pass a smaller --dtype or use a larger device",
                  unit: str = "sequence") -> Iterator[tuple[int, int, R]]:
-        """``_batching.in_batches`` on this model's device (out-of-memory back-off)."""
+        """``(start, stop, run(start, stop))`` over chunks of at most ``batch_size`` inputs,
+        halving the chunk on out-of-memory (``_batching.in_batches`` on this model's device).
+        For plugins' own batched passes, so they back off as generation does."""
         return in_batches(lengths, batch_size, run, device=self.device, doing=doing, fix=fix,
                           release=self._release_memory, unit=unit)
 
@@ -330,12 +332,13 @@ class HFModel:
                 logits = self.model(input_ids=ids, attention_mask=mask).logits
                 out = []
                 for j, row in enumerate(rows[start:stop]):
-                    z = logits[j, : len(row) - 1].float()
-                    picked = z.gather(-1, ids[j, 1 : len(row), None]).squeeze(-1) - torch.logsumexp(z, dim=-1)
+                    n = max(len(row) - 1, 0)  # a one-token row has nothing to score
+                    z = logits[j, :n].float()
+                    picked = z.gather(-1, ids[j, 1 : n + 1, None]).squeeze(-1) - torch.logsumexp(z, dim=-1)
                     out.append(picked.tolist())
             return out
 
-        return [lp for _, _, part in self._batches([len(r) for r in rows], batch_size, run, "scoring")
+        return [lp for _, _, part in self.batches([len(r) for r in rows], batch_size, run, "scoring")
                 for lp in part]
 
     @property
@@ -361,7 +364,7 @@ class HFModel:
                 hs = self.forward(ids, mask, output_hidden_states=True).hidden_states
             return torch.stack([h[:, -1, :] for h in hs], dim=1).float().cpu()
 
-        chunks = [h for _, _, h in self._batches([len(r) for r in rows], batch_size, run, "reading the states of")]
+        chunks = [h for _, _, h in self.batches([len(r) for r in rows], batch_size, run, "reading the states of")]
         return torch.cat(chunks, dim=0)
 
     @contextmanager
