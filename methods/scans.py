@@ -335,16 +335,19 @@ class ScansPolicy(HFDelegate):
         for unsafe in (False, True):
             idx = [i for i, f in enumerate(flags) if f == unsafe]
             where = _Mask()
+
+            def run(start: int, stop: int, idx: list[int] = idx, where: _Mask = where) -> list[list[float]]:
+                chunk = idx[start:stop]  # the steering mask must match the batch exactly
+                width = max(len(sequences[i]) for i in chunk)
+                mask = torch.zeros((len(chunk), width), device=self.hf.device)
+                for j, i in enumerate(chunk):
+                    mask[j, max(0, ends[i]) :] = 1.0
+                where.mask = mask
+                return self.hf.score_batch([list(sequences[i]) for i in chunk])
+
             with self.hf.hooks(forward=steering_hooks(self.hf, self.v, self.coefs(unsafe), where)):
-                for start in range(0, len(idx), batch_size):
-                    chunk = idx[start : start + batch_size]
-                    width = max(len(sequences[i]) for i in chunk)
-                    mask = torch.zeros((len(chunk), width), device=self.hf.device)
-                    for j, i in enumerate(chunk):
-                        mask[j, max(0, ends[i]) :] = 1.0
-                    where.mask = mask
-                    lps = self.hf.token_logprobs([sequences[i] for i in chunk], batch_size=len(chunk))
-                    for i, lp in zip(chunk, lps, strict=True):
+                for start, stop, lps in self.hf.batches([len(sequences[i]) for i in idx], batch_size, run, "scoring"):
+                    for i, lp in zip(idx[start:stop], lps, strict=True):
                         out[i] = lp
         return [x if x is not None else [] for x in out]
 

@@ -224,3 +224,29 @@ def test_direction_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.
         handle.remove()
     assert torch.allclose(got_x, want_x, atol=1e-4, rtol=1e-4) and torch.allclose(got_z, want_z, atol=1e-4, rtol=1e-4)
     assert capsys.readouterr().err.count("continuing with batches of 1") == 2
+
+
+def test_steered_scoring_backs_off_with_the_mask_cut_to_each_batch(
+        hf: HFModel, prepared: tuple[Scans, dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    """The steering mask is built per batch; when a batch is halved on out-of-memory the mask
+    must be rebuilt for the smaller batch, or rows would be steered from another row's
+    instruction end. Scores under the simulated limit equal the unlimited ones."""
+    base, art = prepared
+    seqs = [hf.encode_prompt(p) + hf.encode(" Sure, here it is.") for p in PROMPTS] + [hf.encode("Paris is big.")]
+
+    def full(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        ids = kwargs.get("input_ids")
+        if isinstance(ids, torch.Tensor) and ids.shape[0] > 1 and ids.shape[1] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    with base.apply(hf, art) as policy:
+        assert isinstance(policy, ScansPolicy)
+        want = policy.token_logprobs(seqs, batch_size=4)
+        capsys.readouterr()
+        handle = hf.model.register_forward_pre_hook(full, with_kwargs=True)
+        try:
+            got = policy.token_logprobs(seqs, batch_size=4)
+        finally:
+            handle.remove()
+    assert all(g == pytest.approx(w, rel=1e-4, abs=1e-4) for g, w in zip(got, want, strict=True))
+    assert "continuing with batches of" in capsys.readouterr().err

@@ -317,29 +317,32 @@ class HFModel:
 
     # -- scoring and internals -----------------------------------------------------------
     def token_logprobs(self, sequences: Sequence[Sequence[int]], batch_size: int = 8) -> list[list[float]]:
-        """log p(t_i | t_<i) for i >= 1, per sequence (right-padded batches, out-of-memory
-        back-off). Each row is reduced on its own, in float32, as its token's logit minus the
+        """log p(t_i | t_<i) for i >= 1, per sequence: ``score_batch`` over batches that halve
+        on out-of-memory."""
+        rows = [list(s) for s in sequences]
+        return [lp for _, _, part in self.batches([len(r) for r in rows], batch_size,
+                                                  lambda a, b: self.score_batch(rows[a:b]), "scoring")
+                for lp in part]
+
+    def score_batch(self, rows: Sequence[list[int]]) -> list[list[float]]:
+        """``token_logprobs`` of one right-padded batch, with no back-off: for callers that set
+        per-batch state in hooks (SCANS's steering mask) and so must batch themselves, through
+        ``batches``. Each row is reduced on its own, in float32, as its token's logit minus the
         row's log-sum-exp: a float32 log-softmax over the whole batch would hold batch x length
         x vocabulary floats twice over (for eight 1,500-token MMLU prompts and Gemma's 256k
         vocabulary, about 25 GB beside the model)."""
         import torch
 
-        rows = [list(s) for s in sequences]
-
-        def run(start: int, stop: int) -> list[list[float]]:
-            ids, mask = self._pad(rows[start:stop], left=False)
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
-                out = []
-                for j, row in enumerate(rows[start:stop]):
-                    n = max(len(row) - 1, 0)  # a one-token row has nothing to score
-                    z = logits[j, :n].float()
-                    picked = z.gather(-1, ids[j, 1 : n + 1, None]).squeeze(-1) - torch.logsumexp(z, dim=-1)
-                    out.append(picked.tolist())
-            return out
-
-        return [lp for _, _, part in self.batches([len(r) for r in rows], batch_size, run, "scoring")
-                for lp in part]
+        ids, mask = self._pad(rows, left=False)
+        out = []
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+            for j, row in enumerate(rows):
+                n = max(len(row) - 1, 0)  # a one-token row has nothing to score
+                z = logits[j, :n].float()
+                picked = z.gather(-1, ids[j, 1 : n + 1, None]).squeeze(-1) - torch.logsumexp(z, dim=-1)
+                out.append(picked.tolist())
+        return out
 
     @property
     def layers(self) -> nn.ModuleList:
