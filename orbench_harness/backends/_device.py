@@ -33,7 +33,6 @@ def capability(device: str) -> tuple[int, int] | None:
     return major, minor
 
 
-
 def describe(device: str, threads: int | None = None) -> dict[str, str]:
     """The hardware behind a run, for run.json: the same checkpoint scored on an H200 in
     bfloat16 and on a CPU in float32 gives slightly different numbers, and a reader of a
@@ -41,10 +40,10 @@ def describe(device: str, threads: int | None = None) -> dict[str, str]:
     is not part of a run's identity, so a run interrupted on one machine resumes on another."""
     import torch
 
-    if device.startswith("cuda") and torch.cuda.is_available():
-        major, minor = torch.cuda.get_device_capability(device)
+    cc = capability(device)
+    if cc is not None:
         return {"device": device, "name": torch.cuda.get_device_name(device),
-                "capability": f"{major}.{minor}", "cuda": str(torch.version.cuda)}
+                "capability": f"{cc[0]}.{cc[1]}", "cuda": str(torch.version.cuda)}
     return {"device": device, "name": platform.processor() or platform.machine(),
             "threads": str(threads or torch.get_num_threads())}
 
