@@ -179,8 +179,9 @@ def _original_outputs(hf: HFModel, rows: list[list[int]], layer: int, k: int, ba
     """
     import torch
 
-    parts = [block_output_tail(hf, rows[i : i + batch_size], layer, k) for i in range(0, len(rows), batch_size)]
-    return torch.cat(parts)
+    parts = hf.batches([len(r) for r in rows], batch_size,
+                       lambda a, b: block_output_tail(hf, rows[a:b], layer, k), "reading the untrained states of")
+    return torch.cat([t for _, _, t in parts])
 
 
 def _above_band(hf: HFModel, cfg: ActorConfig, data: TrainData, kept: torch.Tensor, signs: torch.Tensor,

@@ -49,9 +49,12 @@ def text_states(hf: HFModel, prompts: Sequence[Prompt], batch_size: int = 16) ->
     from methods._soft_prompt import last_states
 
     rows = [hf.encode_prompt(p) for p in prompts]
-    with torch.no_grad():
-        return torch.cat([last_states(hf, rows[i : i + batch_size], None).cpu()
-                          for i in range(0, len(rows), batch_size)])
+
+    def run(a: int, b: int) -> torch.Tensor:
+        with torch.no_grad():
+            return last_states(hf, rows[a:b], None).cpu()
+
+    return torch.cat([t for _, _, t in hf.batches([len(r) for r in rows], batch_size, run, "reading the states of")])
 
 
 def compliance(hf: HFModel, prompts: Sequence[Prompt], judge: Judge, *, n_samples: int, max_new_tokens: int,

@@ -160,10 +160,11 @@ def token_logprobs(hf: HFModel, sequences: Sequence[Sequence[int]], soft: torch.
     given context, not a predicted token)."""
     import torch
 
-    out: list[list[float]] = []
     pad = hf.tokenizer.pad_token_id
-    for start in range(0, len(sequences), max(1, batch_size)):
-        chunk = [list(s) for s in sequences[start : start + batch_size]]
+    rows = [list(s) for s in sequences]
+
+    def run(a: int, b: int) -> list[list[float]]:
+        chunk = rows[a:b]
         width = max(len(s) for s in chunk)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -171,12 +172,15 @@ def token_logprobs(hf: HFModel, sequences: Sequence[Sequence[int]], soft: torch.
             ids[j, : len(s)] = torch.tensor(s, dtype=torch.long)
             mask[j, : len(s)] = 1
         ids, mask = ids.to(hf.device), mask.to(hf.device)
+        scored = []
         with torch.inference_mode():
-            logits = hf.model(inputs_embeds=embed(hf, ids, soft), attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        target = ids[:, 1:]
-        picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        picked = torch.where(target < 0, torch.zeros_like(picked), picked)
-        for j, s in enumerate(chunk):
-            out.append(picked[j, : len(s) - 1].tolist())
-    return out
+            logits = hf.model(inputs_embeds=embed(hf, ids, soft), attention_mask=mask).logits
+            for j, s in enumerate(chunk):  # row by row, as HFModel.score_batch: no batch-wide float32 copy
+                n = max(len(s) - 1, 0)
+                z = logits[j, :n].float()
+                target = ids[j, 1 : n + 1]
+                picked = z.gather(-1, target.clamp(min=0)[:, None]).squeeze(-1) - torch.logsumexp(z, dim=-1)
+                scored.append(torch.where(target < 0, torch.zeros_like(picked), picked).tolist())
+        return scored
+
+    return [lp for _, _, part in hf.batches([len(r) for r in rows], batch_size, run, "scoring") for lp in part]

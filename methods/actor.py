@@ -270,8 +270,9 @@ def anchor_means_tail(hf: HFModel, data: TrainData, layer: int, k: int,
 
     def acts(samples: tuple[Sample, ...]) -> torch.Tensor:
         rows = [hf.encode_prompt(s.as_prompt()) for s in samples]
-        return torch.cat([block_output_tail(hf, rows[i : i + batch_size], layer, k)
-                          for i in range(0, len(rows), batch_size)])
+        return torch.cat([t for _, _, t in hf.batches([len(r) for r in rows], batch_size,
+                                                      lambda a, b: block_output_tail(hf, rows[a:b], layer, k),
+                                                      "reading the anchor states of")])
 
     harmful, benign = acts(data.harmful_anchors), acts(data.benign_anchors)
     return mean_difference(harmful, benign), (harmful.mean(dim=0) + benign.mean(dim=0)) / 2

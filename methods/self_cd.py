@@ -173,18 +173,26 @@ class SelfCDPolicy(HFDelegate):
             out[i] = lp
         chat = [i for i, s in enumerate(sequences) if is_chat(s)]
         shift = len(head_w) - n0
-        for start in range(0, len(chat), max(1, batch_size)):
-            idx = chat[start : start + batch_size]
-            rows_wo = [list(sequences[i]) for i in idx]
+
+        def run(a: int, b: int) -> list[list[float]]:
+            rows_wo = [list(sequences[i]) for i in chat[a:b]]
             z_wo = _full_logits(self.hf, rows_wo)
             z_w = _full_logits(self.hf, [head_w + r[n0:] for r in rows_wo])
-            for j, (i, row) in enumerate(zip(idx, rows_wo, strict=True)):
+            scored = []
+            for j, row in enumerate(rows_wo):
                 n = len(row)
                 target = torch.tensor(row[1:], device=z_wo.device)
                 z = z_wo[j, : n - 1].clone()  # position p predicts token p + 1
                 aligned = slice(n0 - 1, n - 1)
                 z[aligned] = combine(z_w[j, n0 - 1 + shift : n - 1 + shift], z_wo[j, aligned], self.cfg.ratio)
-                out[i] = torch.log_softmax(z, dim=-1).gather(-1, target[:, None]).squeeze(-1).tolist()
+                scored.append(torch.log_softmax(z, dim=-1).gather(-1, target[:, None]).squeeze(-1).tolist())
+            return scored
+
+        # each chunk runs two streams, so the back-off sees the longer (with-safety) row's length
+        lengths = [len(sequences[i]) + max(0, shift) for i in chat]
+        for start, _, part in self.hf.batches(lengths, batch_size, run, "scoring the two streams of"):
+            for i, lp in zip(chat[start:], part, strict=False):
+                out[i] = lp
         return [lp for lp in out if lp is not None]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from _device import load as load_on_device
+from _device import memory_for_rows
 from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _actor_train
@@ -343,3 +344,21 @@ def test_block_outputs_do_not_depend_on_the_batch_or_its_padding(hf: HFModel) ->
     batched = block_output_tail(hf, rows, 1, 2, grad=True)
     single = torch.cat([block_output_tail(hf, [r], 1, 2) for r in rows])
     assert batched.requires_grad and torch.allclose(batched.detach(), single, atol=1e-5, rtol=1e-5)
+
+
+def test_state_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
+    """The anchor means and the untrained block's outputs (the ``hinge_keep*`` anchors) are read
+    in batches that halve on out-of-memory, with the same values as one unlimited pass."""
+    from methods.actor import anchor_means_tail
+
+    actor = create({"layer": "1"}, _env())
+    rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
+    want_r, want_mid = anchor_means_tail(hf, actor.data, 1, 2, batch_size=4)
+    want_h = _actor_train._original_outputs(hf, rows, 1, 2, batch_size=4)
+    capsys.readouterr()
+    with memory_for_rows(hf, 1):
+        got_r, got_mid = anchor_means_tail(hf, actor.data, 1, 2, batch_size=4)
+        got_h = _actor_train._original_outputs(hf, rows, 1, 2, batch_size=4)
+    for got, want in ((got_r, want_r), (got_mid, want_mid), (got_h, want_h)):
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+    assert capsys.readouterr().err.count("continuing with batches of 1") == 3  # harmful, benign, queries

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from _device import load as load_on_device
+from _device import memory_for_rows
 
 from methods import _dro_fit
 from methods._dro_fit import complete_basis, fit_head, loss_terms, pca, total_loss
@@ -193,3 +194,22 @@ def test_options_data_and_fingerprint() -> None:
     with pytest.raises(HarnessError, match="no option 'ablate_refusal'"):
         create({"ablate_refusal": "true"}, _env())
     assert build_data(DroConfig(n_harmful=5), _env()).harmful != build_data(DroConfig(n_harmful=5), _env(1)).harmful
+
+
+def test_states_and_soft_prompt_scoring_back_off_on_out_of_memory(
+        hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
+    """DRO's state pass and its soft-prompt scorer halve their batches on out-of-memory and
+    give the unlimited values."""
+    prompts = [Prompt.user(q) for q in QUESTIONS]
+    policy = DroPolicy(hf, _text_soft(hf, TEXT))
+    answer = hf.encode(" The answer is A.")
+    seqs = [policy.encode(policy.render(p)) + answer for p in prompts] + [hf.encode("Paris is big.")]
+    want_x, want_lp = _dro_fit.text_states(hf, prompts, batch_size=4), policy.token_logprobs(seqs, batch_size=4)
+    capsys.readouterr()
+    with memory_for_rows(hf, 1):
+        got_x, got_lp = _dro_fit.text_states(hf, prompts, batch_size=4), policy.token_logprobs(seqs, batch_size=4)
+    assert torch.allclose(got_x, want_x, atol=1e-4, rtol=1e-4)
+    assert [len(g) for g in got_lp] == [len(w) for w in want_lp] == [len(s) - 1 for s in seqs]
+    for g, w in zip(got_lp, want_lp, strict=True):
+        assert g == pytest.approx(w, abs=1e-4)
+    assert capsys.readouterr().err.count("continuing with batches of 1") == 2

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 from _device import load as load_on_device
+from _device import memory_for_rows
 
 from methods._directions import unit
 from methods.scans import (
@@ -211,17 +212,9 @@ def test_direction_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.
     rows = [hf.encode_prompt(p) for p in PROMPTS]
     want_x, want_z = block_inputs(hf, rows, [-1], batch_size=3), last_logits(hf, rows, batch_size=3)
 
-    def full(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
-        ids = kwargs.get("input_ids")
-        if isinstance(ids, torch.Tensor) and ids.shape[0] > 1:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-
     capsys.readouterr()
-    handle = hf.model.register_forward_pre_hook(full, with_kwargs=True)
-    try:
+    with memory_for_rows(hf, 1):
         got_x, got_z = block_inputs(hf, rows, [-1], batch_size=3), last_logits(hf, rows, batch_size=3)
-    finally:
-        handle.remove()
     assert torch.allclose(got_x, want_x, atol=1e-4, rtol=1e-4) and torch.allclose(got_z, want_z, atol=1e-4, rtol=1e-4)
     assert capsys.readouterr().err.count("continuing with batches of 1") == 2
 

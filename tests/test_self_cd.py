@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from _device import load as load_on_device
+from _device import memory_for_rows
 
 from methods.self_cd import SAFETY_PROMPT, SelfCDConfig, SelfCDPolicy, combine, contrast_ids, create, with_safety
 from orbench_harness.backends.hf import HFModel
@@ -99,17 +100,9 @@ def test_out_of_memory_halves_the_batch_of_prompt_pairs(hf: HFModel, capsys: pyt
     single = policy.generate(prompts, params, batch_size=1)
     capsys.readouterr()
 
-    def full(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
-        ids = kwargs.get("input_ids", kwargs.get("inputs_embeds"))
-        if isinstance(ids, torch.Tensor) and ids.shape[0] > 2:  # one prompt's two streams fit
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-
-    handle = hf.model.register_forward_pre_hook(full, with_kwargs=True)
     seen: list[int] = []
-    try:
+    with memory_for_rows(hf, 2):  # one prompt's two streams fit
         got = policy.generate(prompts, params, batch_size=3, on_batch=lambda idx, comps: seen.extend(idx))
-    finally:
-        handle.remove()
     assert [c.text for c in got] == [c.text for c in single] and sorted(seen) == [0, 1, 2]
     assert "continuing with batches of 1" in capsys.readouterr().err
 
@@ -180,3 +173,21 @@ def test_options_fingerprint_and_registration() -> None:
     reg = Registry()
     assert reg.create("methods", "self-cd", {}, _env()).fingerprint() == base.fingerprint()
     assert reg.methods().get("selfcd").name == "self-cd"
+
+
+def test_contrast_scoring_backs_off_on_out_of_memory(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
+    """The chat sequences' two-stream scoring halves its batch on out-of-memory; the scores
+    equal the unlimited ones, raw text included, in the input order."""
+    policy = _policy(hf)
+    assert isinstance(policy, ScoringPolicy)
+    answer = hf.encode(" A")
+    seqs = [hf.encode(policy.render(Prompt.user(q))) + answer for q in QUESTIONS]
+    seqs.insert(1, hf.encode("The capital of France is Paris."))
+    want = policy.token_logprobs(seqs, batch_size=4)
+    capsys.readouterr()
+    with memory_for_rows(hf, 1):
+        got = policy.token_logprobs(seqs, batch_size=4)
+    assert [len(g) for g in got] == [len(s) - 1 for s in seqs]
+    for g, w in zip(got, want, strict=True):
+        assert g == pytest.approx(w, abs=1e-4)
+    assert "continuing with batches of 1" in capsys.readouterr().err
