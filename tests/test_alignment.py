@@ -276,12 +276,12 @@ def test_align_layers_puts_lora_only_on_the_named_blocks(
 def test_first_token_weight_reweights_only_each_answers_first_token(tiny: HFModel) -> None:
     import torch
 
-    from orbench_harness.alignment.train import _collate, masked_loss
+    from orbench_harness.alignment.train import collate, masked_loss
 
     pad = tiny.tokenizer.pad_token_id or 0
     enc = [encode(tiny, Example("a", "harmful", "Do a bad thing", "I can't help with that.", True), 8),
            encode(tiny, Example("b", "benign", "Name a colour", "Blue is a colour that many like.", True), 8)]
-    ids, labels, mask = _collate(enc, pad)
+    ids, labels, mask = collate(enc, pad)
     with torch.no_grad():
         out = tiny.model(input_ids=ids.to(tiny.device), attention_mask=mask.to(tiny.device))
         logits = out.logits[:, :-1].float().cpu()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from orbench_harness.alignment.data import IGNORE, Encoded
-from orbench_harness.alignment.train import _collate
+from orbench_harness.alignment.train import collate
 from orbench_harness.errors import HarnessError
 
 READOUT_MODULES = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
@@ -147,7 +147,7 @@ def directions(model: Any, data: Sequence[Encoded], target_modules: Sequence[str
                 # prompt length = index of the first answer label; the choice is predicted one before
                 lens = [next((j for j, t in enumerate(e.labels) if t != IGNORE), len(e.labels)) for e in batch]
                 prompts = [Encoded(e.id, e.input_ids[:n], e.labels[:n]) for e, n in zip(batch, lens, strict=True)]
-                ids, _, mask = _collate(prompts, pad)
+                ids, _, mask = collate(prompts, pad)
                 last[:] = [torch.tensor([n - 1 for n in lens])]
                 model.get_decoder()(input_ids=ids.to(device), attention_mask=mask.to(device))
     finally:

@@ -120,7 +120,9 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def _collate(batch: Sequence[Encoded], pad: int) -> tuple[Any, Any, Any]:
+def collate(batch: Sequence[Encoded], pad: int) -> tuple[Any, Any, Any]:
+    """Right-padded ids, labels (IGNORE outside answers) and attention mask; SFT's trainer
+    uses it too."""
     import torch
 
     width = max(len(e.input_ids) for e in batch)
@@ -260,7 +262,7 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
                 step = epoch * per_epoch + k
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * _lr_factor(step, total, warmup)
-                ids, labels, mask = _collate(batch, pad)
+                ids, labels, mask = collate(batch, pad)
                 loss = masked_loss(model, ids.to(handle.device), labels.to(handle.device), mask.to(handle.device),
                                    cfg.first_token_weight)
                 where = f"align: epoch {epoch + 1}, step {k + 1}"
