@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from methods._actlib import block_output_tail, common_suffix
+from methods._checkpoint import resume
+from methods._checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from methods._precision import check_finite, copy_into_model, float32_masters, optimizer_step
 
 if TYPE_CHECKING:
@@ -102,7 +104,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     retain = cfg.sign in ("hinge_keep", "hinge_keep_harmful", "hinge_band")
     kept = _original_outputs(hf, rows, layer, k, cfg.batch_size) if retain else None
     above = _above_band(hf, cfg, data, kept, signs, layer, k) if kept is not None and cfg.sign == "hinge_band" else None
-    start_epoch = _resume(ctx.artifact_dir, masters or trained_params, opt, history)
+    start_epoch = resume(ctx.artifact_dir, masters or trained_params, opt, history, method="actor")
     copy_into_model(trained_params, masters)
     try:
         with progress() as prog:
@@ -209,37 +211,3 @@ def _cfg_json(cfg: ActorConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
-def _checkpoint(d: Path, trained: dict[str, Any], opt: Any, history: list[dict[str, float]], epoch: int) -> None:
-    """The trained tensors (float32 masters when there are any), optimizer and history."""
-    import torch
-
-    tmp = d / "checkpoint.pt.tmp"
-    torch.save({"epoch": epoch, "state": {n: t.detach().cpu() for n, t in trained.items()},
-                "optim": opt.state_dict(), "history": history}, tmp)
-    tmp.replace(d / "checkpoint.pt")
-
-
-def _resume(d: Path, trained: dict[str, Any], opt: Any, history: list[dict[str, float]]) -> int:
-    """Restore the last epoch checkpoint into ``trained`` (the float32 masters when there are
-    any) if one exists; returns the epoch to start from."""
-    import torch
-
-    path = d / "checkpoint.pt"
-    if not path.is_file():
-        return 0
-    try:
-        ck = torch.load(path, weights_only=True)
-    except Exception as e:  # a checkpoint cut off by a kill: start over rather than crash
-        from orbench_harness.console import warn
-
-        warn(f"actor: checkpoint {path} unreadable ({e}); training from scratch")
-        return 0
-    with torch.no_grad():
-        for n, t in trained.items():
-            t.copy_(ck["state"][n])
-    opt.load_state_dict(ck["optim"])
-    history.extend(ck["history"])
-    from orbench_harness.console import info
-
-    info(f"actor: resuming training after epoch {ck['epoch']}")
-    return int(ck["epoch"])

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from methods._checkpoint import resume
+from methods._checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from orbench_harness.errors import finite_loss
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt
 
@@ -227,7 +229,7 @@ def train_soft_prompt(hf: HFModel, cfg: DroConfig, rows: Sequence[list[int]], ba
     soft = torch.nn.Parameter(init.detach().clone().float().to(dev))
     opt = torch.optim.AdamW([soft], lr=cfg.lr)  # torch's default weight decay, as the source
     history: list[dict[str, float]] = []
-    start = _resume(ctx.artifact_dir, soft, opt, history)
+    start = resume(ctx.artifact_dir, {"soft": soft}, opt, history, method="dro")
     flags = {n: p.requires_grad for n, p in hf.model.named_parameters()}
     for p in hf.model.parameters():
         p.requires_grad_(False)
@@ -264,42 +266,11 @@ def train_soft_prompt(hf: HFModel, cfg: DroConfig, rows: Sequence[list[int]], ba
                 history.append({"epoch": epoch, **sums, "seconds": round(time.perf_counter() - t0, 2)})
                 ctx.log(f"dro: epoch {epoch + 1}/{cfg.epochs} loss {sums['loss']:.4f} (refusal "
                         f"{sums['refusal']:.4f}, harmfulness {sums['harmfulness']:.4f}, norm {sums['norm']:.4f})")
-                _checkpoint(ctx.artifact_dir, soft, opt, history, epoch + 1)
+                _checkpoint(ctx.artifact_dir, {"soft": soft}, opt, history, epoch + 1)
     finally:
         for n, p in hf.model.named_parameters():
             p.requires_grad_(flags[n])
     return soft.detach().cpu(), history, time.perf_counter() - t0
-
-
-def _checkpoint(d: Path, soft: torch.Tensor, opt: Any, history: list[dict[str, float]], epoch: int) -> None:
-    import torch
-
-    tmp = d / "checkpoint.pt.tmp"
-    torch.save({"epoch": epoch, "soft": soft.detach().cpu(), "optim": opt.state_dict(), "history": history}, tmp)
-    tmp.replace(d / "checkpoint.pt")
-
-
-def _resume(d: Path, soft: torch.Tensor, opt: Any, history: list[dict[str, float]]) -> int:
-    import torch
-
-    from orbench_harness.console import info, warn
-
-    path = d / "checkpoint.pt"
-    if not path.is_file():
-        return 0
-    try:
-        ck = torch.load(path, weights_only=True)
-        if ck["soft"].shape != soft.shape:
-            raise ValueError("soft prompt shape differs")
-    except Exception as e:  # cut off by a kill: start over rather than crash
-        warn(f"dro: checkpoint {path} unusable ({e}); training from scratch")
-        return 0
-    with torch.no_grad():
-        soft.copy_(ck["soft"])
-    opt.load_state_dict(ck["optim"])
-    history.extend(ck["history"])
-    info(f"dro: resuming soft-prompt training after epoch {ck['epoch']}")
-    return int(ck["epoch"])
 
 
 # ------------------------------------------------------------------------------ artifact files

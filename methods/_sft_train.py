@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from methods._checkpoint import resume
+from methods._checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from methods._precision import check_finite, copy_into_model, float32_masters, optimizer_step
 from orbench_harness.errors import HarnessError
 
@@ -72,24 +74,6 @@ def merged_state(hf: HFModel, artifact: dict[str, Any]) -> dict[str, torch.Tenso
     return out
 
 
-def _collate(batch: Sequence[Encoded], pad: int) -> tuple[Any, Any, Any]:
-    """Right-padded ids, labels (IGNORE outside answers) and attention mask."""
-    import torch
-
-    from orbench_harness.alignment.data import IGNORE
-
-    width = max(len(e.input_ids) for e in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for j, e in enumerate(batch):
-        n = len(e.input_ids)
-        ids[j, :n] = torch.tensor(e.input_ids)
-        labels[j, :n] = torch.tensor(e.labels)
-        mask[j, :n] = 1
-    return ids, labels, mask
-
-
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Indices of the epoch's batches: a shuffle seeded by (seed, epoch)."""
     order = list(range(n))
@@ -102,7 +86,7 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
     """Fine-tune on ``data`` (LoRA or full), save the artifact, restore the model; returns the artifact."""
     import torch
 
-    from orbench_harness.alignment.train import masked_loss
+    from orbench_harness.alignment.train import collate, masked_loss
     from orbench_harness.console import progress
 
     t0 = time.perf_counter()
@@ -133,7 +117,7 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
         masters = float32_masters(named)  # full fine-tuning of a 16-bit model (LoRA is float32)
         opt = torch.optim.AdamW(list((masters or named).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         history: list[dict[str, float]] = []
-        start = _resume(ctx.artifact_dir, masters or named, opt, history)
+        start = resume(ctx.artifact_dir, masters or named, opt, history, method="sft")
         copy_into_model(named, masters)
         pad = hf.tokenizer.pad_token_id
         net.train()
@@ -144,7 +128,7 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
             for epoch in range(start, cfg.epochs):
                 losses: list[float] = []
                 for idx in epoch_batches(len(data), cfg.batch_size, ctx.seed, epoch):
-                    ids, labels, mask = (t.to(hf.device) for t in _collate([data[i] for i in idx], pad))
+                    ids, labels, mask = (t.to(hf.device) for t in collate([data[i] for i in idx], pad))
                     loss = masked_loss(net, ids, labels, mask)
                     where = f"sft: epoch {epoch + 1}, step {len(losses) + 1}"
                     losses.append(check_finite(float(loss.item()), named, where))
@@ -194,35 +178,3 @@ def _save(d: Path, cfg: SftConfig, peft_model: Any, model: Any, info: dict[str, 
     return loaded
 
 
-def _checkpoint(d: Path, named: dict[str, Any], opt: Any, history: list[dict[str, float]], epoch: int) -> None:
-    import torch
-
-    tmp = d / "checkpoint.pt.tmp"
-    torch.save({"epoch": epoch, "state": {n: p.detach().cpu() for n, p in named.items()},
-                "optim": opt.state_dict(), "history": history}, tmp)
-    tmp.replace(d / "checkpoint.pt")
-
-
-def _resume(d: Path, named: dict[str, Any], opt: Any, history: list[dict[str, float]]) -> int:
-    """Restore the last epoch checkpoint if one fits; returns the epoch to start from."""
-    import torch
-
-    from orbench_harness.console import info, warn
-
-    path = d / "checkpoint.pt"
-    if not path.is_file():
-        return 0
-    try:
-        ck = torch.load(path, weights_only=True)
-        if set(ck["state"]) != set(named):
-            raise ValueError("parameters differ")
-    except Exception as e:  # cut off by a kill, or another model: start over rather than crash
-        warn(f"sft: checkpoint {path} unusable ({e}); training from scratch")
-        return 0
-    with torch.no_grad():
-        for n, p in named.items():
-            p.copy_(ck["state"][n])
-    opt.load_state_dict(ck["optim"])
-    history.extend(ck["history"])
-    info(f"sft: resuming training after epoch {ck['epoch']}")
-    return int(ck["epoch"])

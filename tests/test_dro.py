@@ -8,6 +8,7 @@ import pytest
 import torch
 from _device import load as load_on_device
 from _device import memory_for_rows
+from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _dro_fit
 from methods._dro_fit import complete_basis, fit_head, loss_terms, pca, total_loss
@@ -180,6 +181,25 @@ def test_training_moves_the_soft_prompt_and_the_artifact_is_cached(hf: HFModel, 
     with dro.apply(hf, art) as policy:
         out = policy.generate([Prompt.user(QUESTIONS[0])], GenParams(max_new_tokens=5))
     assert out[0].n_new_tokens > 0
+
+
+def test_killed_training_resumes_to_the_uninterrupted_soft_prompt(hf: HFModel, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C after the first epoch's checkpoint loses that epoch only: the next run resumes
+    after it and ends on the soft prompt an uninterrupted run trains."""
+    args = {"n_samples": "1", "label_tokens": "4", "head_max_epochs": "50", "head_folds": "2", "head_lr": "1e-2",
+            "epochs": "3", "batch_size": "20", "micro_batch": "7", "lr": "1e-2", "system_prompt": TEXT,
+            "n_harmful": "6", "n_harmless": "6"}
+    full = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
+    interrupt_after_first_checkpoint(monkeypatch, _dro_fit)
+    with pytest.raises(KeyboardInterrupt):
+        create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+    assert (tmp_path / "killed" / "checkpoint.pt").is_file()
+    monkeypatch.undo()
+    resumed = create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+    assert [h["epoch"] for h in resumed["meta"]["history"]] == [h["epoch"] for h in full["meta"]["history"]]
+    assert len(resumed["meta"]["history"]) == 3
+    assert torch.allclose(resumed["soft"], full["soft"], atol=1e-6)
 
 
 def test_options_data_and_fingerprint() -> None:
