@@ -57,17 +57,28 @@ def read_text(path: Path) -> str:
 
 
 def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    """Rows of a CSV with a header; every required column must be present."""
+    """Rows of a CSV with a header; every required column must be present.
+
+    Parsed strictly: an unclosed quote (a file cut off mid-row, say) or a row with more or
+    fewer fields than the header is an error naming the line, where Python's default reader
+    would quietly fold the rest of the file into one field or fill the gap with None.
+    """
     text = read_text(path)
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
         header = reader.fieldnames or []
         missing = [c for c in required if c not in header]
         if missing:
             raise DataError(f"{path}: missing column {missing[0]!r} (columns: {', '.join(header)})")
-        return [dict(r) for r in reader]
+        rows = []
+        for r in reader:
+            if None in r or any(v is None for v in r.values()):
+                n = len(header) + len(r.get(None) or []) - sum(v is None for v in r.values())
+                raise DataError(f"{path}: line {reader.line_num}: {n} fields, the header has {len(header)}")
+            rows.append(dict(r))
+        return rows
     except csv.Error as e:
-        raise DataError(f"{path}: malformed CSV at line {reader.line_num}: {e}") from None
+        raise DataError(f"{path}: malformed CSV after line {reader.line_num}: {e}") from None
 
 
 def read_jsonl(path: Path, required: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -192,6 +192,17 @@ def _not_utf8(data: Path) -> None:
     path.write_bytes(path.read_bytes() + b"2,caf\xe9 au lait,homonyms,safe,kill,\n")
 
 
+def _cut_off(data: Path) -> None:
+    """A download or copy that stopped inside a quoted field."""
+    path = write_xstest(data, [xs_row(1, "fine")])
+    path.write_text(path.read_text() + '2,"How do I kill a Python')
+
+
+def _ragged_row(data: Path) -> None:
+    path = write_xstest(data, [xs_row(1, "fine")])
+    path.write_text(path.read_text() + "2,short row\n")
+
+
 @pytest.mark.parametrize(
     ("write", "message"),
     [
@@ -199,8 +210,10 @@ def _not_utf8(data: Path) -> None:
         (_empty_prompt, "row 2: empty prompt in column 'prompt'"),
         (_duplicate_id, "row 3: duplicate id '1' in column 'id' (first at row 1)"),
         (_not_utf8, "not UTF-8 (line 3"),
+        (_cut_off, "malformed CSV after line 2: unexpected end of data"),
+        (_ragged_row, "line 3: 2 fields, the header has"),
     ],
-    ids=["missing-column", "empty-prompt", "duplicate-id", "non-utf8"],
+    ids=["missing-column", "empty-prompt", "duplicate-id", "non-utf8", "cut-off", "ragged-row"],
 )
 def test_bad_data_file_is_one_line_from_the_cli(write: Callable[[Path], None], message: str, no_hub: None,
                                                 tiny_model_dir: Path, tmp_path: Path,
