@@ -190,6 +190,25 @@ def test_align_is_deterministic_and_the_adapter_loads_and_changes_outputs(
     assert diff > 1e-3
 
 
+def test_loading_an_adapter_prints_no_library_deprecation_notice(
+        tiny_model_dir: Path, datasets: Path, tmp_path: Path) -> None:
+    """peft wraps a model through an attribute transformers 5 renamed, and says so on every load
+    of a LoRA model; ``harness`` hides that notice unless ``--debug`` (which shows that the
+    notice is really raised, so the filter is what removes it)."""
+    import warnings
+
+    align(_config(tiny_model_dir, datasets, lr=5e-2), tmp_path / "a")
+    run = ["run", "--model", str(tmp_path / "a" / "adapter"), "--method", "none", "--benchmark", "demo",
+           "--limit", "1", "--judge", "strmatch"]
+    for debug, tokens in ((False, "2"), (True, "3")):  # another length: not answered from the cache
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            argv = (["--debug"] if debug else []) + run + ["--max-new-tokens", tokens, "--out", str(tmp_path / tokens)]
+            assert cli_main(argv) == 0
+        notices = [w for w in seen if "is_gradient_checkpointing" in str(w.message)]
+        assert bool(notices) == debug, (debug, [str(w.message) for w in seen])
+
+
 def test_align_resumes_from_its_checkpoint(tiny_model_dir: Path, datasets: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     cfg = _config(tiny_model_dir, datasets)

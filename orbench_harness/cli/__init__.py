@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from orbench_harness.errors import HarnessError
@@ -30,6 +31,20 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.serve",
     "orbench_harness.cli.train_classifier",
 )
+
+
+# Deprecation notices one library raises about another's internals, printed on every load of a
+# LoRA model (peft reading transformers 5's renamed `is_gradient_checkpointing`): nothing a
+# user can act on, and noise in every log. ``--debug`` shows them.
+THIRD_PARTY_NOISE: tuple[tuple[str, type[Warning]], ...] = (
+    (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
+)
+
+
+def quiet_third_party_warnings() -> None:
+    """Ignore the ``THIRD_PARTY_NOISE`` warnings for the rest of the process."""
+    for message, category in THIRD_PARTY_NOISE:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 def build_parser(*, with_plugins: bool = True) -> argparse.ArgumentParser:
@@ -53,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
+    if not debug:
+        quiet_third_party_warnings()
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
