@@ -16,6 +16,7 @@ from methods._actlib import block_output_tail, common_suffix
 from methods._checkpoint import resume
 from methods._checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from methods._precision import check_finite, copy_into_model, float32_masters, optimizer_step
+from orbench_harness.errors import training_memory
 
 if TYPE_CHECKING:
     import torch
@@ -107,7 +108,9 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     start_epoch = resume(ctx.artifact_dir, masters or trained_params, opt, history, method="actor")
     copy_into_model(trained_params, masters)
     try:
-        with progress() as prog:
+        with progress() as prog, training_memory(
+                "actor", str(hf.device), f"lower --method-arg actor:batch_size (now {cfg.batch_size}; "
+                "another batch size is another fingerprint, trained from the start) or load in a 16-bit --dtype"):
             steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
             task = prog.add_task(f"actor: training layer {layer}", total=cfg.epochs * steps_per_epoch)
             prog.update(task, completed=start_epoch * steps_per_epoch)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from methods._checkpoint import resume
 from methods._checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
-from orbench_harness.errors import finite_loss
+from orbench_harness.errors import finite_loss, training_memory
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt
 
 if TYPE_CHECKING:
@@ -236,7 +236,9 @@ def train_soft_prompt(hf: HFModel, cfg: DroConfig, rows: Sequence[list[int]], ba
     base, y = base.to(dev), y.to(dev)
     steps = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
     try:
-        with progress() as prog:
+        with progress() as prog, training_memory(
+                "dro", str(dev), f"lower --method-arg dro:micro_batch (now {cfg.micro_batch}; the step stays the "
+                "same, but it is another fingerprint and trains from the start)"):
             task = prog.add_task("dro: training the soft prompt", total=cfg.epochs * steps)
             prog.update(task, completed=start * steps)
             for epoch in range(start, cfg.epochs):

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbench_harness.errors import HarnessError, finite_loss
+from orbench_harness.errors import HarnessError, finite_loss, training_memory
 from orbench_harness.protocols import MethodContext
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt, Sample
 
@@ -134,7 +134,9 @@ def _train(
         sched = get_linear_schedule_with_warmup(opt, math.ceil(cfg.warmup_ratio * total), total)
         rng = random.Random(seed)
         peft_model.train()
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), training_memory(
+                "safe-decoding: expert", str(hf.device), f"the expert trains one example at a time (up to "
+                f"{cfg.max_seq} tokens); lower --method-arg safe-decoding:max_seq or use a larger device"):
             torch.manual_seed(seed)  # LoRA dropout
             for epoch in range(cfg.epochs):
                 order = list(range(len(rows)))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from methods._checkpoint import resume
 from methods._checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from methods._precision import check_finite, copy_into_model, float32_masters, optimizer_step
-from orbench_harness.errors import HarnessError
+from orbench_harness.errors import HarnessError, training_memory
 
 if TYPE_CHECKING:
     import torch
@@ -122,7 +122,9 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
         pad = hf.tokenizer.pad_token_id
         net.train()
         steps = len(epoch_batches(len(data), cfg.batch_size, ctx.seed, 0))
-        with progress() as prog:
+        with progress() as prog, training_memory(
+                "sft", str(hf.device), f"lower --method-arg sft:batch_size (now {cfg.batch_size}; "
+                "another batch size is another fingerprint, trained from the start) or keep sft:lora=true"):
             task = prog.add_task(f"sft: training ({'lora' if cfg.lora else 'full'})", total=cfg.epochs * steps)
             prog.update(task, completed=start * steps)
             for epoch in range(start, cfg.epochs):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 
 class HarnessError(Exception):
@@ -60,3 +61,26 @@ def finite_loss(value: float, where: str, *, dtype: str, device: str, what: str 
         f"{where}: {what} became {value} ({dtype} on {device}); this epoch was not saved. "
         "Load the model with --dtype float32, or lower the learning rate"
     )
+
+
+class TrainingOutOfMemory(HarnessError):
+    """A training step did not fit in the device's memory."""
+
+
+@contextmanager
+def training_memory(where: str, device: str, fix: str) -> Iterator[None]:
+    """Turn torch's out-of-memory error inside a training loop into a one-line error.
+
+    Inference backs off by itself (``backends/_batching.py``). Training cannot: its batch size
+    is part of the method's fingerprint, so a smaller one is another experiment, and the user
+    must choose it. ``fix`` names the option. The torch error is recognised by its class name
+    and message, so this module imports nothing heavy.
+    """
+    try:
+        yield
+    except RuntimeError as e:
+        text = str(e)
+        if type(e).__name__ != "OutOfMemoryError" and "out of memory" not in text \
+                and "can't allocate memory" not in text:
+            raise
+        raise TrainingOutOfMemory(f"{where}: out of memory on {device} while training; {fix}") from None

@@ -362,3 +362,25 @@ def test_state_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.Capt
     for got, want in ((got_r, want_r), (got_mid, want_mid), (got_h, want_h)):
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4, rtol=1e-4)
     assert capsys.readouterr().err.count("continuing with batches of 1") == 3  # harmful, benign, queries
+
+
+def test_out_of_memory_in_training_is_one_line_naming_the_batch_size(hf: HFModel, tmp_path: Path) -> None:
+    """Training cannot back off as inference does (its batch size is in the fingerprint): a
+    step that does not fit is a user error that names the option to lower, and the model's
+    weights are put back."""
+    from orbench_harness.errors import TrainingOutOfMemory
+
+    before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
+
+    def full(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+        if torch.is_grad_enabled():  # the state passes run without gradients and fit
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    handle = hf.model.get_decoder().register_forward_pre_hook(full, with_kwargs=True)
+    try:
+        with pytest.raises(TrainingOutOfMemory, match=r"actor: out of memory on cpu while training; "
+                                                      r"lower --method-arg actor:batch_size \(now 8;"):
+            create({"layer": "1", "epochs": "1"}, _env()).prepare(hf, _ctx(tmp_path / "oom"))
+    finally:
+        handle.remove()
+    assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())

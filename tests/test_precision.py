@@ -185,3 +185,22 @@ def test_a_nan_loss_stops_sft_with_the_step_named(tiny_model_dir: Path, tmp_path
     finally:
         handle.remove()
     assert not list((tmp_path / "sft").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("raised", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
+                                                 "can't allocate memory: you tried to allocate 8589934592 bytes")])
+def test_training_memory_turns_out_of_memory_into_a_user_error(raised: RuntimeError) -> None:
+    from orbench_harness.errors import HarnessError, TrainingOutOfMemory, training_memory
+
+    with pytest.raises(TrainingOutOfMemory) as info, training_memory("m", "cuda:0", "lower m:batch_size"):
+        raise raised
+    assert isinstance(info.value, HarnessError)
+    assert str(info.value) == "m: out of memory on cuda:0 while training; lower m:batch_size"
+
+
+def test_training_memory_lets_other_errors_through() -> None:
+    from orbench_harness.errors import training_memory
+
+    with pytest.raises(RuntimeError, match="size mismatch"), training_memory("m", "cpu", "x"):
+        raise RuntimeError("size mismatch")

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from orbench_harness.alignment.data import IGNORE, Encoded
 from orbench_harness.console import progress
-from orbench_harness.errors import HarnessError, finite_loss
+from orbench_harness.errors import HarnessError, finite_loss, training_memory
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -254,7 +254,9 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
         else:
             log("checkpoint belongs to other settings or data; starting over")
     pad = handle.tokenizer.pad_token_id
-    with progress() as prog:
+    with progress() as prog, training_memory(
+            "align", str(handle.device), f"lower --batch-size (now {cfg.batch_size}; another batch size trains "
+            "from the start)"):
         task = prog.add_task("training", total=total, completed=start_epoch * per_epoch)
         for epoch in range(start_epoch, cfg.epochs):
             ep: list[float] = []
