@@ -11,6 +11,7 @@ logits as the row alone (up to float rounding), which the methods' tests check.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -47,9 +48,10 @@ class CachedStream:
         self.hf = hf
         self.adapter = adapter
         ids, self.mask = hf.left_pad(list(rows))
+        self.cache_arg = cache_argument(hf.model)
         with torch.inference_mode(), adapter():
             out = hf.forward(ids, self.mask, use_cache=True, logits_to_keep=1)
-        self.cache = out.past_key_values
+        self.cache = returned_cache(out)
         self.logits: torch.Tensor = out.logits[:, -1, :].float()
 
     def push(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -61,11 +63,28 @@ class CachedStream:
         with torch.inference_mode(), self.adapter():
             out = self.hf.model(
                 input_ids=tokens.view(-1, 1).to(self.mask.device), attention_mask=self.mask, position_ids=pos,
-                past_key_values=self.cache, use_cache=True,
+                use_cache=True, **{self.cache_arg: self.cache},
             )
-        self.cache = out.past_key_values
+        self.cache = returned_cache(out)
         self.logits = out.logits[:, -1, :].float()
         return self.logits
+
+
+def cache_argument(model: Any) -> str:
+    """The forward's name for the KV cache: ``cache`` in recent transformers (5.25 here), which
+    deprecate ``past_key_values`` and announce its removal in 5.40; ``past_key_values`` before.
+    Read off the signature, so every supported version gets the name it knows."""
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def returned_cache(out: Any) -> Any:
+    """The KV cache a forward returned, under either name (see ``cache_argument``)."""
+    cache = out.get("cache") if hasattr(out, "get") else None
+    return cache if cache is not None else out.past_key_values
 
 
 def top_p_keep(probs: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -191,3 +191,18 @@ def test_contrast_scoring_backs_off_on_out_of_memory(hf: HFModel, capsys: pytest
     for g, w in zip(got, want, strict=True):
         assert g == pytest.approx(w, abs=1e-4)
     assert "continuing with batches of 1" in capsys.readouterr().err
+
+
+def test_the_cache_argument_is_the_one_the_forward_knows(hf: HFModel) -> None:
+    """Recent transformers (5.25 here) call the KV cache ``cache`` and deprecate
+    ``past_key_values``; an older forward knows only the old name. pyproject turns that
+    deprecation into a test error, so every decoding test checks the choice too."""
+    from methods._decoding import cache_argument
+
+    class OldForward:
+        def forward(self, input_ids: object = None, past_key_values: object = None) -> None: ...
+
+    import inspect
+
+    assert cache_argument(hf.model) in inspect.signature(hf.model.forward).parameters
+    assert cache_argument(OldForward()) == "past_key_values"
