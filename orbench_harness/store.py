@@ -91,10 +91,15 @@ class JsonlLog:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         if not data:
             return
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # name the file: a full disk is reported with it (cli.disk_full)
+            if e.filename is not None:
+                raise
+            raise OSError(e.errno, e.strerror, str(self.path)) from e
 
     def rewrite(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Replace the file's content atomically."""

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +121,36 @@ def test_damaged_cache_and_run_files_are_recomputed(tiny_model_dir: Path, tmp_pa
     assert "corrupted" in err and str(out / "samples.jsonl") in " ".join(err.split())
     assert again["benchmarks"] == first["benchmarks"]
     assert _lines(out / "samples.jsonl") == 12 and _lines(out / "verdicts.jsonl") == 12
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 8 KiB filesystem (tmpfs), so the run's own writes hit ENOSPC; skipped where the
+    test may not mount one."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(
+        tiny_model_dir: Path, tmp_path: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orbench_harness.cli import main
+
+    args = ["run", "--model", str(tiny_model_dir), "--method", "none", "--benchmark", "demo",
+            "--judge", "strmatch", "--max-new-tokens", "24"]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    capsys.readouterr()
+    out = small_disk / "r"
+    assert main([*args, "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"no space left on the device writing {out / 'samples.jsonl'}" in err
+    assert "re-run the same command to resume" in err and "Traceback" not in err
+    subprocess.run(["mount", "-o", "remount,size=1m", str(small_disk)], check=True)
+    assert main([*args, "--out", str(out)]) == 0
+    assert _benchmarks(out) == _benchmarks(tmp_path / "whole")

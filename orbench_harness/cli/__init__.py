@@ -9,7 +9,9 @@ User errors (``HarnessError``) print one line and exit 2; ``--debug`` shows the 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
@@ -87,3 +89,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         error("interrupted; everything finished so far is saved, re-run the same command to resume")
         return 130
+    except (OSError, sqlite3.OperationalError) as e:
+        full = disk_full(e)
+        if full is None or debug:
+            raise
+        from orbench_harness.console import error
+
+        error(full)
+        return 2
+
+
+def disk_full(e: BaseException) -> str | None:
+    """The one-line message for a full disk (or quota), or None for any other error.
+
+    A long run that fills its disk should say so and how to go on, not end in a traceback:
+    what was written before is kept (a line cut off mid-write is recomputed on resume), and
+    the cache holds every finished answer, so freeing space and re-running loses nothing.
+    """
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {e.filename}" if e.filename else ""
+    elif isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e):
+        where = " writing the cache"
+    else:
+        return None
+    return (f"no space left on the device{where}; free some space (or pass another --out / "
+            "ORBENCH_CACHE_DIR) and re-run the same command to resume: finished work is saved")
