@@ -154,3 +154,15 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(
     subprocess.run(["mount", "-o", "remount,size=1m", str(small_disk)], check=True)
     assert main([*args, "--out", str(out)]) == 0
     assert _benchmarks(out) == _benchmarks(tmp_path / "whole")
+
+
+def test_only_a_full_disk_is_turned_into_the_disk_message() -> None:
+    import errno
+    import sqlite3
+
+    from orbench_harness.cli import disk_full
+
+    assert "writing the cache" in (disk_full(sqlite3.OperationalError("database or disk is full")) or "")
+    assert "writing /x/s.jsonl" in (disk_full(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/s.jsonl")) or "")
+    assert disk_full(OSError(errno.EACCES, "Permission denied", "/x")) is None
+    assert disk_full(sqlite3.OperationalError("database is locked")) is None
