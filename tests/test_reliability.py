@@ -166,3 +166,30 @@ def test_only_a_full_disk_is_turned_into_the_disk_message() -> None:
     assert "writing /x/s.jsonl" in (disk_full(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/s.jsonl")) or "")
     assert disk_full(OSError(errno.EACCES, "Permission denied", "/x")) is None
     assert disk_full(sqlite3.OperationalError("database is locked")) is None
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A scheduler's SIGTERM (sent before its SIGKILL) mid-judging: the process says how to
+    resume and exits 143; the same command then finishes with the uninterrupted results."""
+    ref_cache, cache = tmp_path / "ref-cache", tmp_path / "run-cache"  # nothing of the reference reused
+    for c in (ref_cache, cache):
+        c.mkdir()
+        (c / "models").symlink_to(os.environ["ORBENCH_CACHE_DIR"] + "/models")
+    args = ["run", "--model", str(tiny_model_dir), "--benchmark", "demo", "--judge", "slow-strmatch",
+            "--judge-batch-size", "4", "--max-new-tokens", "8"]
+    subprocess.run([sys.executable, SCRIPT, *args, "--out", str(tmp_path / "ref")], env=_env(ref_cache), check=True,
+                   capture_output=True)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, SCRIPT, *args, "--out", str(out)], env=_env(cache),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while proc.poll() is None and _lines(out / "verdicts.jsonl") < 8 and time.time() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run finished before the signal"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert "terminated (SIGTERM); everything finished so far is saved" in " ".join(err.decode().split())
+    assert 8 <= _lines(out / "verdicts.jsonl") < 48
+    subprocess.run([sys.executable, SCRIPT, *args, "--out", str(out)], env=_env(cache), check=True, capture_output=True)
+    assert _benchmarks(out) == _benchmarks(tmp_path / "ref")

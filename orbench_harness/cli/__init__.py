@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import signal
 import sqlite3
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from orbench_harness.errors import HarnessError
 
@@ -72,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     if not debug:
         quiet_third_party_warnings()
+    previous = _stop_on_sigterm()
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
@@ -84,11 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         error(str(e))
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         from orbench_harness.console import error
 
-        error("interrupted; everything finished so far is saved, re-run the same command to resume")
-        return 130
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        error(f"{how}; everything finished so far is saved, re-run the same command to resume")
+        return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
     except (OSError, sqlite3.OperationalError) as e:
         full = disk_full(e)
         if full is None or debug:
@@ -97,6 +101,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         error(full)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a cluster scheduler sends before it kills a job, handled like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _stop_on_sigterm() -> signal.Handlers | Callable[..., object] | int | None:
+    """Make SIGTERM unwind like Ctrl-C (cleanup runs, the resume message is printed, exit 143);
+    returns the handler to restore. Records are already on disk after every batch, so this
+    changes the exit, not what survives. Only the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    return signal.SIG_DFL if previous is None else previous  # None: set outside Python
 
 
 def disk_full(e: BaseException) -> str | None:
