@@ -192,29 +192,30 @@ def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[s
         "command": command_line(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    resumed = store.open_run(meta)
-    if resumed:
-        console.info(f"resuming run in {out}")
-    r.judge.preflight()
-    registry.pm.hook.orbench_on_run_start(
-        event=RunStart(out, r.model.name, r.method.name, tuple(r.benchmarks), r.judge.name)
-    )
-    cache = Cache(cache_dir() / "cache.sqlite")
-    try:
-        with ExitStack() as stack:
-            lazy = LazyPolicy(r, stack, console.info)
-            records = _generate(r, store, cache, lazy)
-            capability = _capability(r, store, cache, lazy)
-        verdicts = _judge(r, store, cache, records, registry, out)
-    finally:
-        cache.close()
-    results = _results(r, records, verdicts, capability)
-    results["timing"] = {"seconds": round(time.perf_counter() - t_start, 3),
-                         "method_prepare_seconds": round(lazy.prepare_seconds, 3),
-                         "model_loaded": lazy.handle is not None}
-    store.write_results(results)
-    registry.pm.hook.orbench_on_run_end(event=RunEnd(out, results, time.perf_counter() - t_start))
-    return results
+    with store.locked():
+        resumed = store.open_run(meta)
+        if resumed:
+            console.info(f"resuming run in {out}")
+        r.judge.preflight()
+        registry.pm.hook.orbench_on_run_start(
+            event=RunStart(out, r.model.name, r.method.name, tuple(r.benchmarks), r.judge.name)
+        )
+        cache = Cache(cache_dir() / "cache.sqlite")
+        try:
+            with ExitStack() as stack:
+                lazy = LazyPolicy(r, stack, console.info)
+                records = _generate(r, store, cache, lazy)
+                capability = _capability(r, store, cache, lazy)
+            verdicts = _judge(r, store, cache, records, registry, out)
+        finally:
+            cache.close()
+        results = _results(r, records, verdicts, capability)
+        results["timing"] = {"seconds": round(time.perf_counter() - t_start, 3),
+                             "method_prepare_seconds": round(lazy.prepare_seconds, 3),
+                             "model_loaded": lazy.handle is not None}
+        store.write_results(results)
+        registry.pm.hook.orbench_on_run_end(event=RunEnd(out, results, time.perf_counter() - t_start))
+        return results
 
 
 def _gen_key(r: Resolved, prompt: Prompt, params: GenParams) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,28 @@ class RunStore:
             raise HarnessError(f"cannot write to output directory {run_dir}: {e.strerror}") from None
         self.samples = JsonlLog(run_dir / "samples.jsonl", ("benchmark", "id"))
         self.verdicts = JsonlLog(run_dir / "verdicts.jsonl", ("benchmark", "id", "judge"))
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory for this process while it runs.
+
+        Two runs pointed at one ``--out`` would both compute everything (the cache only helps
+        once an answer is finished) and both write the same files. The second one now stops at
+        once instead. The lock is an advisory ``flock`` on ``.lock``, which the kernel drops
+        when the holder dies, so a killed run never leaves the directory locked.
+        """
+        import fcntl
+
+        with (self.dir / ".lock").open("a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise HarnessError(f"{self.dir} is in use by another harness run; wait for it to finish, "
+                                   "or pass another --out") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     @property
     def run_json(self) -> Path:

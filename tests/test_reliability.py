@@ -193,3 +193,27 @@ def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tiny_model_dir: Path, tmp
     assert 8 <= _lines(out / "verdicts.jsonl") < 48
     subprocess.run([sys.executable, SCRIPT, *args, "--out", str(out)], env=_env(cache), check=True, capture_output=True)
     assert _benchmarks(out) == _benchmarks(tmp_path / "ref")
+
+
+def test_a_second_run_on_the_same_out_stops_at_once(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Two processes on one ``--out`` would both compute everything; the second is refused
+    while the first holds the directory, and the directory is free again once it ends (a
+    SIGKILLed holder frees it too: the kill test above re-runs into its directory ten times)."""
+    cache = Path(os.environ["ORBENCH_CACHE_DIR"])
+    out = tmp_path / "run"
+    args = [sys.executable, SCRIPT, "run", "--model", str(tiny_model_dir), "--benchmark", "demo",
+            "--judge", "slow-strmatch", "--judge-batch-size", "4", "--max-new-tokens", "8", "--out", str(out)]
+    first = subprocess.Popen(args, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while first.poll() is None and _lines(out / "verdicts.jsonl") < 4 and time.time() < deadline:
+        time.sleep(0.01)
+    assert first.poll() is None, "the first run finished too early"
+    second = subprocess.run(args, env=_env(cache), capture_output=True, timeout=120)
+    assert second.returncode == 2
+    assert f"{out} is in use by another harness run" in " ".join(second.stderr.decode().split())
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err.decode()[-2000:]
+    finished = _benchmarks(out)
+    again = subprocess.run(args, env=_env(cache), capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert _benchmarks(out) == finished and _lines(out / "verdicts.jsonl") == 48
