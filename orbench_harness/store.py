@@ -140,6 +140,7 @@ class RunStore:
         import fcntl
 
         with (self.dir / ".lock").open("a") as f:
+            held = True
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -148,12 +149,12 @@ class RunStore:
             except OSError as e:  # a filesystem without locks (some NFS set-ups): run unguarded
                 warn(f"{self.dir}: cannot lock the run directory ({e.strerror}); "
                      "make sure no other run writes into it")
-                yield
-                return
+                held = False
             try:
                 yield
             finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                if held:
+                    fcntl.flock(f, fcntl.LOCK_UN)
 
     @property
     def run_json(self) -> Path:
