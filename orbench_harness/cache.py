@@ -5,7 +5,8 @@ method fingerprint, prompt, generation params, seed; judge name + version for ve
 re-running is free and swapping the judge re-judges without regenerating. WAL mode lets two
 processes share one cache. Errors are never cached: only successful values are ``put``.
 
-A corrupted database file is moved aside (its path reported) and a fresh one started; a row
+A corrupted database file is moved aside (its path reported) and a fresh one started (a full
+disk is not corruption: its error is raised, and the CLI reports it as such); a row
 whose JSON does not parse is reported, deleted and treated as a miss (then recomputed).
 """
 
@@ -21,8 +22,34 @@ from pathlib import Path
 from typing import Any
 
 from orbench_harness.console import warn
+from orbench_harness.errors import HarnessError
 
 SCHEMA_VERSION = 1
+
+
+# SQLite's primary result codes for a damaged file (extended codes keep them in the low byte)
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 10, 11, 13, 26
+
+
+def is_corruption(e: sqlite3.DatabaseError) -> bool:
+    """Whether ``e`` says the database file itself is damaged (the only case in which it is
+    moved aside). A full disk must not count: moving a large cache aside because a write did
+    not fit would throw away hours of cached generations for a fresh, empty one."""
+    code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+    text = str(e)
+    return "file is not a database" in text or "malformed" in text
+
+
+def is_disk_error(e: sqlite3.DatabaseError) -> bool:
+    """Whether ``e`` is SQLite failing to write to its disk (full, or an I/O error, which is what
+    a full disk gives when the shared-memory file cannot grow)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_IOERR, SQLITE_FULL)
+    text = str(e)
+    return "disk is full" in text or "disk I/O error" in text
 
 
 def cache_key(kind: str, payload: Mapping[str, Any]) -> str:
@@ -47,7 +74,10 @@ class Cache:
             conn.execute("SELECT count(*) FROM kv").fetchone()
             return conn
         except sqlite3.DatabaseError as e:
-            if "no such table" in str(e):
+            if is_disk_error(e):
+                raise HarnessError(f"cache {self.path}: {e}, left as it is; if its disk is full, free some space "
+                                   "(or set ORBENCH_CACHE_DIR to another disk) and re-run") from None
+            if not is_corruption(e):  # a locked or unreadable file: not ours to discard
                 raise
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             warn(f"cache {self.path} is corrupted ({e}); moved to {aside}, starting a new one")

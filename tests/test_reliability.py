@@ -4,6 +4,7 @@ damaged run files and caches are repaired, not fatal."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -123,19 +124,25 @@ def test_damaged_cache_and_run_files_are_recomputed(tiny_model_dir: Path, tmp_pa
     assert _lines(out / "samples.jsonl") == 12 and _lines(out / "verdicts.jsonl") == 12
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 8 KiB filesystem (tmpfs), so the run's own writes hit ENOSPC; skipped where the
-    test may not mount one."""
-    mnt = tmp_path / "small"
+@contextlib.contextmanager
+def _tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of ``size`` at ``mnt`` (tmpfs), so writes hit ENOSPC; skips the test
+    where it may not mount one."""
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mnt)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 KiB filesystem: the run's own writes hit ENOSPC."""
+    with _tmpfs(tmp_path / "small", "8k") as mnt:
+        yield mnt
 
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(
@@ -162,7 +169,8 @@ def test_only_a_full_disk_is_turned_into_the_disk_message() -> None:
 
     from orbench_harness.cli import disk_full
 
-    assert "writing the cache" in (disk_full(sqlite3.OperationalError("database or disk is full")) or "")
+    assert "the cache could not be written (database or disk is full" in (
+        disk_full(sqlite3.OperationalError("database or disk is full")) or "")
     assert "writing /x/s.jsonl" in (disk_full(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/s.jsonl")) or "")
     assert disk_full(OSError(errno.EACCES, "Permission denied", "/x")) is None
     assert disk_full(sqlite3.OperationalError("database is locked")) is None
@@ -217,3 +225,24 @@ def test_a_second_run_on_the_same_out_stops_at_once(tiny_model_dir: Path, tmp_pa
     again = subprocess.run(args, env=_env(cache), capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     assert _benchmarks(out) == finished and _lines(out / "verdicts.jsonl") == 48
+
+
+def test_a_cache_on_a_full_disk_is_reported_and_left_in_place(tmp_path: Path) -> None:
+    """SQLite's errors on a full disk used to count as corruption, and the whole cache was
+    moved aside for an empty one. Now the cache is left as it is, and the user is told to free
+    space. A damaged file is still moved aside (test above)."""
+    import shutil
+
+    from orbench_harness.cache import Cache
+    from orbench_harness.errors import HarnessError
+
+    src = tmp_path / "src" / "cache.sqlite"
+    c = Cache(src)
+    c.put("k", {"text": "x" * 100}, "gen")
+    c.close()
+    with _tmpfs(tmp_path / "full", "40k") as mnt:  # the file fits; its 32 KiB shared-memory index does not
+        shutil.copy(src, mnt / "cache.sqlite")
+        with pytest.raises(HarnessError, match=r"cache .*cache\.sqlite: .*left as it is; if its disk is full"):
+            Cache(mnt / "cache.sqlite")
+        assert not list(mnt.glob("*corrupt*"))
+        assert (mnt / "cache.sqlite").read_bytes() == src.read_bytes()

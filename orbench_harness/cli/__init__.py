@@ -131,11 +131,13 @@ def disk_full(e: BaseException) -> str | None:
     what was written before is kept (a line cut off mid-write is recomputed on resume), and
     the cache holds every finished answer, so freeing space and re-running loses nothing.
     """
+    from orbench_harness.cache import is_disk_error
+
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {e.filename}" if e.filename else ""
-    elif isinstance(e, sqlite3.OperationalError) and "disk is full" in str(e):
-        where = " writing the cache"
+        what = "no space left on the device" + (f" writing {e.filename}" if e.filename else "")
+    elif isinstance(e, sqlite3.OperationalError) and is_disk_error(e):
+        what = f"the cache could not be written ({e}; a full disk gives this)"
     else:
         return None
-    return (f"no space left on the device{where}; free some space (or pass another --out / "
-            "ORBENCH_CACHE_DIR) and re-run the same command to resume: finished work is saved")
+    return (f"{what}; free some space (or pass another --out / ORBENCH_CACHE_DIR) and re-run the "
+            "same command to resume: finished work is saved")
