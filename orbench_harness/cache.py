@@ -71,7 +71,11 @@ class Cache:
     def _open(self) -> sqlite3.Connection:
         try:
             conn = self._connect()
-            conn.execute("SELECT count(*) FROM kv").fetchone()
+            try:
+                conn.execute("SELECT count(*) FROM kv").fetchone()
+            except BaseException:
+                conn.close()  # a failed open must not keep the file (and its disk) in use
+                raise
             return conn
         except sqlite3.DatabaseError as e:
             if is_disk_error(e):
@@ -89,13 +93,17 @@ class Cache:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=60000")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-            "value TEXT NOT NULL, created REAL NOT NULL)"
-        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+                "value TEXT NOT NULL, created REAL NOT NULL)"
+            )
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def get(self, key: str) -> Any | None:

@@ -135,7 +135,10 @@ def _tmpfs(mnt: Path, size: str) -> Iterator[Path]:
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
+        busy = subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0
+        if busy:  # still detach it, then fail: something kept a file on it open
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+    assert not busy, f"{mnt} was still in use after the test (a file left open)"
 
 
 @pytest.fixture
