@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from _device import load as load_on_device
+from _device import memory_for_rows
 
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
@@ -47,29 +48,13 @@ def test_on_batch_reports_input_positions_in_length_order(model: HFModel) -> Non
     assert len(out) == len(PROMPTS)
 
 
-def _memory_limit(model: HFModel, max_rows: int | None) -> torch.utils.hooks.RemovableHandle:
-    """Make the real model fail as a full accelerator does: torch's OutOfMemoryError for any
-    forward pass over more than ``max_rows`` sequences (every one when ``max_rows`` is None)."""
-
-    def check(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
-        ids = kwargs.get("input_ids")
-        rows = ids.shape[0] if isinstance(ids, torch.Tensor) else 1
-        if max_rows is None or rows > max_rows:
-            raise torch.OutOfMemoryError(f"CUDA out of memory. Tried to allocate for {rows} rows")
-
-    return model.model.register_forward_pre_hook(check, with_kwargs=True)
-
-
 def test_out_of_memory_halves_the_batch_and_keeps_every_row(
         model: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
     params = GenParams(max_new_tokens=8)
     expected = model.generate(PROMPTS, params, batch_size=4)
     seen: list[list[int]] = []
-    handle = _memory_limit(model, max_rows=1)
-    try:
+    with memory_for_rows(model, 1):
         got = model.generate(PROMPTS, params, batch_size=4, on_batch=lambda idx, comps: seen.append(idx))
-    finally:
-        handle.remove()
     assert [c.text for c in got] == [c.text for c in expected]
     # 4 failed, then 2 failed, then batches of 1 for the rest: each prompt reported once
     assert [len(b) for b in seen] == [1] * len(PROMPTS)
@@ -78,12 +63,9 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_row(
 
 
 def test_out_of_memory_on_one_prompt_is_a_one_line_error(model: HFModel) -> None:
-    handle = _memory_limit(model, max_rows=None)
-    try:
-        with pytest.raises(HarnessError, match=r"out of memory .* for one prompt of .*lower --max-new-tokens"):
-            model.generate(PROMPTS[:2], GenParams(max_new_tokens=8), batch_size=2)
-    finally:
-        handle.remove()
+    with memory_for_rows(model, 0), \
+            pytest.raises(HarnessError, match=r"out of memory .* for one prompt of .*lower --max-new-tokens"):
+        model.generate(PROMPTS[:2], GenParams(max_new_tokens=8), batch_size=2)
 
 
 def test_other_runtime_errors_are_not_taken_for_out_of_memory(model: HFModel) -> None:
@@ -178,19 +160,13 @@ def test_scoring_and_reading_states_back_off_on_out_of_memory(
     seqs = [model.encode_prompt(p) for p in PROMPTS]
     want_lp, want_hs = model.token_logprobs(seqs, batch_size=4), model.hidden_states(PROMPTS, batch_size=4)
     capsys.readouterr()
-    handle = _memory_limit(model, max_rows=1)
-    try:
+    with memory_for_rows(model, 1):
         got_lp, got_hs = model.token_logprobs(seqs, batch_size=4), model.hidden_states(PROMPTS, batch_size=4)
-    finally:
-        handle.remove()
     assert [len(x) for x in got_lp] == [len(s) - 1 for s in seqs]
     assert all(g == pytest.approx(w, rel=1e-4, abs=1e-4) for g, w in zip(got_lp, want_lp, strict=True))
     assert torch.allclose(got_hs, want_hs, atol=1e-4, rtol=1e-4)
     err = capsys.readouterr().err
     assert "scoring 4 sequences of up to" in err and "reading the states of 4 sequences" in err
-    handle = _memory_limit(model, max_rows=None)
-    try:
-        with pytest.raises(HarnessError, match=r"out of memory on \S+ scoring one sequence of \d+ tokens"):
-            model.token_logprobs(seqs[:1])
-    finally:
-        handle.remove()
+    with memory_for_rows(model, 0), \
+            pytest.raises(HarnessError, match=r"out of memory on \S+ scoring one sequence of \d+ tokens"):
+        model.token_logprobs(seqs[:1])
