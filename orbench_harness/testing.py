@@ -1,13 +1,24 @@
-"""Helpers for tests (ours and plugin authors'): a tiny random chat model built offline.
+"""Helpers for tests (ours and plugin authors'): a tiny random chat model built offline, and
+what a run hands a method plugin.
 
-A real transformers model with random weights and a real tokenizer trained on a few
-sentences, saved as an ordinary model directory, so tests exercise exactly the code path that
-loads a hub checkpoint from a local directory, in well under a second per test.
+The model is a real transformers model with random weights and a real tokenizer trained on a
+few sentences, saved as an ordinary model directory, so tests exercise exactly the code path
+that loads a hub checkpoint from a local directory, in well under a second per test.
+
+``method_env`` and ``method_context`` build the two values a run gives a method (to its
+factory and to ``prepare``) the way the runner builds them, so a method's test calls
+``create(args, method_env())`` and ``method.prepare(model, method_context(dir))`` without a
+run around it, and reads the real benchmarks' train splits as a run would.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orbench_harness.protocols import MethodContext, MethodEnv
 
 CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -70,3 +81,37 @@ def make_tiny_model(
     model = LlamaForCausalLM(config)
     model.save_pretrained(path, safe_serialization=True)
     return path
+
+
+def method_env(
+    name: str = "tiny",
+    *,
+    seed: int = 0,
+    adapter: str | None = None,
+    data_dir: Path | None = None,
+) -> MethodEnv:
+    """The env a run gives a method's factory for model alias ``name`` (per-model defaults
+    key on it). Train splits come from the real benchmark registry, as in a run: the built-in
+    demo sets offline, the named benchmarks from ``data_dir`` (or the hub)."""
+    from orbench_harness.protocols import MethodEnv
+    from orbench_harness.registry import Registry
+    from orbench_harness.runner import _train_sampler
+    from orbench_harness.spec import RunSpec
+    from orbench_harness.types import ModelSpec
+
+    spec = RunSpec(model=name, seed=seed, data_dir=data_dir)
+    return MethodEnv(model=ModelSpec(name=name, source=name, adapter=adapter), seed=seed,
+                     train_samples=_train_sampler(Registry(), spec), data_dir=data_dir)
+
+
+def method_context(
+    artifact_dir: Path, *, seed: int = 0, log: Callable[[str], None] | None = None
+) -> MethodContext:
+    """The context a run gives ``prepare``: ``artifact_dir`` (created) is where the method
+    keeps its trained artifact, and where a second ``prepare`` must find it. Log lines are
+    dropped unless ``log`` takes them. Train data reaches methods through ``method_env``."""
+    from orbench_harness.protocols import MethodContext
+
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    return MethodContext(seed=seed, artifact_dir=artifact_dir, train_samples=lambda name: [],
+                         log=log or (lambda line: None))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _device import load as load_on_device
 from _device import memory_for_rows
 from _interrupt import interrupt_after_first_checkpoint
 
@@ -16,29 +15,12 @@ from methods._actlib import block_output_last_token, silhouette
 from methods.actor import Actor, ActorConfig, build_data, create, refusal_vector
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
-from orbench_harness.models import resolve
-from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.protocols import MethodEnv
 from orbench_harness.registry import Registry
 from orbench_harness.runner import _train_sampler
 from orbench_harness.spec import RunSpec
+from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import ModelSpec
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-def _env(name: str = "tiny", seed: int = 0) -> MethodEnv:
-    spec = RunSpec(model="x", seed=seed)
-    return MethodEnv(model=ModelSpec(name=name, source="x"), seed=seed, train_samples=_train_sampler(Registry(), spec))
-
-
-def _ctx(tmp: Path) -> MethodContext:
-    tmp.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=0, artifact_dir=tmp, train_samples=lambda n: [], log=lambda m: None)
 
 
 def _proj(hf: HFModel, actor: Actor, layer: int, r: torch.Tensor) -> tuple[float, float]:
@@ -97,38 +79,38 @@ def test_hinge_shifts_only_queries_on_the_wrong_side_of_the_midpoint() -> None:
 
 
 def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
-    actor = create({}, _env("llama-2-7b-chat"))
+    actor = create({}, method_env("llama-2-7b-chat"))
     assert (actor.cfg.alpha, actor.cfg.layer) == (0.0015, "13")
-    assert create({"alpha": "0.01"}, _env("llama-2-7b-chat")).cfg.alpha == 0.01
+    assert create({"alpha": "0.01"}, method_env("llama-2-7b-chat")).cfg.alpha == 0.01
     # each organism has its own validated step: the read-out build takes half the plain one's
-    plain, readout = create({}, _env("smollm2-135m-safety")), create({}, _env("smollm2-135m-safety-readout"))
+    plain, readout = (create({}, method_env(alias)) for alias in ("smollm2-135m-safety", "smollm2-135m-safety-readout"))
     assert (plain.cfg.lr, readout.cfg.lr) == (1e-5, 5e-6) and plain.fingerprint() != readout.fingerprint()
-    base = create({}, _env()).fingerprint()
+    base = create({}, method_env()).fingerprint()
     for key, value in [("alpha", "0.1"), ("layer", "2"), ("lr", "1e-4"), ("sign", "signed"),
                        ("projection", "unit"), ("recompute", "step"), ("targets", "uniform"),
                        ("trainable", "up_to_layer"), ("n_benign", "5"), ("positions", "post_instruction")]:
-        assert create({key: value}, _env()).fingerprint() != base, key
+        assert create({key: value}, method_env()).fingerprint() != base, key
     # an option added after release, left at its default, keeps cached artifacts' fingerprints
-    assert create({"positions": "last"}, _env()).fingerprint() == base
-    assert create({"band": "0.5"}, _env()).fingerprint() == base
-    assert create({"band": "0.7"}, _env()).fingerprint() != base
+    assert create({"positions": "last"}, method_env()).fingerprint() == base
+    assert create({"band": "0.5"}, method_env()).fingerprint() == base
+    assert create({"band": "0.7"}, method_env()).fingerprint() != base
     with pytest.raises(HarnessError, match="band is a quantile"):
-        create({"band": "1.5"}, _env())
-    assert create({}, _env(seed=1)).fingerprint() != base  # different sampled data
+        create({"band": "1.5"}, method_env())
+    assert create({}, method_env(seed=1)).fingerprint() != base  # different sampled data
     with pytest.raises(HarnessError, match="no option 'alpah'; did you mean alpha"):
-        create({"alpah": "1"}, _env())
+        create({"alpah": "1"}, method_env())
     with pytest.raises(HarnessError, match="sign must be one of"):
-        create({"sign": "both"}, _env())
+        create({"sign": "both"}, method_env())
 
 
 def test_training_moves_activations_the_way_the_paper_says(hf: HFModel, tmp_path: Path) -> None:
     """Benign/pseudo-harmful queries move against r, harmful ones along it; only the
     target block changes, and the model is restored outside ``apply``."""
-    actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}, _env())
+    actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1"}, method_env())
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
     r = refusal_vector(hf, actor.data, 1)
     harm0, ben0 = _proj(hf, actor, 1, r)
-    art = actor.prepare(hf, _ctx(tmp_path / "a"))
+    art = actor.prepare(hf, method_context(tmp_path / "a"))
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())  # restored
     assert set(art["state"]) == {n for n in before if n.startswith("model.layers.1.")}
     with actor.apply(hf, art):
@@ -146,7 +128,7 @@ def test_hinge_training_pulls_wrong_side_queries_back(hf: HFModel, tmp_path: Pat
     side) shrinks, measured against the untrained model's refusal vector and midpoint."""
     from methods.actor import anchor_means
 
-    actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1", "sign": "hinge"}, _env())
+    actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1", "sign": "hinge"}, method_env())
     r, mid = (t.cpu() for t in anchor_means(hf, actor.data, 1))
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     signs = torch.tensor(actor.data.signs, dtype=torch.float32)
@@ -157,7 +139,7 @@ def test_hinge_training_pulls_wrong_side_queries_back(hf: HFModel, tmp_path: Pat
 
     before = wrong_side()
     assert before > 0  # something to fix on the random model
-    art = actor.prepare(hf, _ctx(tmp_path / "hinge"))
+    art = actor.prepare(hf, method_context(tmp_path / "hinge"))
     with actor.apply(hf, art):
         after = wrong_side()
     assert after < before
@@ -185,7 +167,7 @@ class _Untrained:
 def _untrained(hf: HFModel) -> _Untrained:
     from methods.actor import anchor_means
 
-    base = create({**_HINGE_ARGS, "sign": "hinge"}, _env())
+    base = create({**_HINGE_ARGS, "sign": "hinge"}, method_env())
     r, mid = (t.cpu() for t in anchor_means(hf, base.data, 1))
     rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
     signs = torch.tensor(base.data.signs, dtype=torch.float32)
@@ -194,8 +176,8 @@ def _untrained(hf: HFModel) -> _Untrained:
 
 def _trained_outputs(hf: HFModel, u: _Untrained, sign: str, tmp_path: Path) -> torch.Tensor:
     """The training queries' block outputs after ACTOR trained with ``sign``."""
-    actor = create({**_HINGE_ARGS, "sign": sign}, _env())
-    art = actor.prepare(hf, _ctx(tmp_path / sign))
+    actor = create({**_HINGE_ARGS, "sign": sign}, method_env())
+    art = actor.prepare(hf, method_context(tmp_path / sign))
     with actor.apply(hf, art):
         return block_output_last_token(hf, u.rows, 1).cpu()
 
@@ -257,7 +239,7 @@ def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path)
     from methods.actor import anchor_means_tail
 
     actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1",
-                    "positions": "post_instruction"}, _env())
+                    "positions": "post_instruction"}, method_env())
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     k = common_suffix(rows)
     assert k > 1  # the tiny model's chat template ends every prompt with several tokens
@@ -269,7 +251,7 @@ def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path)
         return float(p[signs > 0].mean()), float(p[signs < 0].mean())
 
     harm0, ben0 = first_suffix_token()
-    art = actor.prepare(hf, _ctx(tmp_path / "post"))
+    art = actor.prepare(hf, method_context(tmp_path / "post"))
     assert art["meta"]["positions"] == k
     with actor.apply(hf, art):
         harm1, ben1 = first_suffix_token()
@@ -287,22 +269,22 @@ def test_forward_pass_stops_at_the_target_layer(hf: HFModel) -> None:
 def test_artifact_is_cached_and_training_resumes_from_a_checkpoint(hf: HFModel, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     args = {"alpha": "0.002", "lr": "3e-3", "epochs": "3", "layer": "2"}
-    full = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
-    again = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
+    full = create(args, method_env()).prepare(hf, method_context(tmp_path / "full"))
+    again = create(args, method_env()).prepare(hf, method_context(tmp_path / "full"))
     assert again["meta"] == full["meta"]  # loaded, not retrained
     interrupt_after_first_checkpoint(monkeypatch, _actor_train)
     with pytest.raises(KeyboardInterrupt):
-        create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+        create(args, method_env()).prepare(hf, method_context(tmp_path / "killed"))
     assert (tmp_path / "killed" / "checkpoint.pt").is_file()
     monkeypatch.undo()
-    resumed = create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+    resumed = create(args, method_env()).prepare(hf, method_context(tmp_path / "killed"))
     assert [h["epoch"] for h in resumed["meta"]["history"]] == [0, 1, 2]
     for name, tensor in full["state"].items():
         assert torch.allclose(resumed["state"][name], tensor, atol=1e-6), name
 
 
 def test_demo_data_uses_train_splits_only() -> None:
-    data = build_data(ActorConfig(), _env())
+    data = build_data(ActorConfig(), method_env())
     test_prompts = {s.prompt for n in ("demo-benign", "demo-harmful", "demo-pseudo-harmful")
                     for s in Registry().create("benchmarks", n, __import__(
                         "orbench_harness.data", fromlist=["DataSource"]).DataSource()).samples("test")}
@@ -351,7 +333,7 @@ def test_state_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.Capt
     in batches that halve on out-of-memory, with the same values as one unlimited pass."""
     from methods.actor import anchor_means_tail
 
-    actor = create({"layer": "1"}, _env())
+    actor = create({"layer": "1"}, method_env())
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     want_r, want_mid = anchor_means_tail(hf, actor.data, 1, 2, batch_size=4)
     want_h = _actor_train._original_outputs(hf, rows, 1, 2, batch_size=4)
@@ -380,7 +362,7 @@ def test_out_of_memory_in_training_is_one_line_naming_the_batch_size(hf: HFModel
     try:
         with pytest.raises(TrainingOutOfMemory, match=r"actor: out of memory on cpu while training; "
                                                       r"lower --method-arg actor:batch_size \(now 8;"):
-            create({"layer": "1", "epochs": "1"}, _env()).prepare(hf, _ctx(tmp_path / "oom"))
+            create({"layer": "1", "epochs": "1"}, method_env()).prepare(hf, method_context(tmp_path / "oom"))
     finally:
         handle.remove()
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())

@@ -9,42 +9,16 @@ from typing import Any
 
 import pytest
 import torch
-from _device import load as load_on_device
 
 from benchmarks.mmlu import CATEGORIES, MMLU, SUBJECT_CATEGORY
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource
-from orbench_harness.models import resolve
 from orbench_harness.protocols import EvalContext
 from orbench_harness.registry import Registry
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 HEADER = ["question", "choice0", "choice1", "choice2", "choice3", "answer"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Any:
-    """The CPU is shared with other jobs: one torch thread is several times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def policy(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-@pytest.fixture(scope="module")
-def raw_model(tiny_model_dir: Path) -> tuple[Any, Any]:
-    """The same weights loaded straight through transformers, for the independent computation."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 def make_ctx(tmp_path: Path, limit: int | None = None, batch_size: int = 4) -> EvalContext:
@@ -140,13 +114,13 @@ def test_five_shot_prompt_uses_the_first_five_dev_questions(shared_datasets: Pat
 
 
 def test_accuracy_matches_a_direct_forward_pass(
-    short_mmlu: Path, policy: HFModel, raw_model: tuple[Any, Any], tmp_path: Path
+    short_mmlu: Path, hf: HFModel, raw_model: tuple[Any, Any], tmp_path: Path
 ) -> None:
     bench = MMLU(DataSource(short_mmlu))
-    result = bench.evaluate(policy, make_ctx(tmp_path))
+    result = bench.evaluate(hf, make_ctx(tmp_path))
     outcomes: dict[str, list[bool]] = {c: [] for c in CATEGORIES}
     n_compared = 0
-    mine = {q.id: s for q, s in zip(bench.questions(), bench.score(policy, bench.questions(),
+    mine = {q.id: s for q, s in zip(bench.questions(), bench.score(hf, bench.questions(),
                                                                  make_ctx(tmp_path)), strict=True)}
     for path in sorted((short_mmlu / "mmlu" / "test").glob("*.csv")):
         subject = path.name.removesuffix("_test.csv")
@@ -179,9 +153,9 @@ class Counting:
         return self.inner.token_logprobs(seqs)
 
 
-def test_limit_and_per_question_cache(shared_datasets: Path, policy: HFModel, tmp_path: Path) -> None:
+def test_limit_and_per_question_cache(shared_datasets: Path, hf: HFModel, tmp_path: Path) -> None:
     bench = MMLU(DataSource(shared_datasets))
-    counting = Counting(policy)
+    counting = Counting(hf)
     seen: list[tuple[int, int]] = []
     ctx = make_ctx(tmp_path, limit=6, batch_size=4)
     ctx = EvalContext(seed=0, limit=6, batch_size=4, kv=ctx.kv, key_prefix={},
@@ -195,14 +169,14 @@ def test_limit_and_per_question_cache(shared_datasets: Path, policy: HFModel, tm
 
 
 def test_five_shot_context_is_cut_from_the_left_to_fit(
-    shared_datasets: Path, policy: HFModel, raw_model: tuple[Any, Any], tmp_path: Path
+    shared_datasets: Path, hf: HFModel, raw_model: tuple[Any, Any], tmp_path: Path
 ) -> None:
     bench = MMLU(DataSource(shared_datasets), shots=5)
     qs = bench.questions(2, seed=3)
-    scores = bench.score(policy, qs, make_ctx(tmp_path))
+    scores = bench.score(hf, qs, make_ctx(tmp_path))
     for q, s in zip(qs, scores, strict=True):
         text = bench.prompt_text(q)
-        assert len(policy.encode(text)) > policy.max_length  # the tiny model's 512 positions
+        assert len(hf.encode(text)) > hf.max_length  # the tiny model's 512 positions
         assert s == pytest.approx(direct_loglik(raw_model, text), abs=1e-4)
 
 

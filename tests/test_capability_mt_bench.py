@@ -4,13 +4,11 @@ two-turn flow on the tiny model with a grader defined here."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from _device import load as load_on_device
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,11 +19,11 @@ from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource
 from orbench_harness.errors import DataError
-from orbench_harness.models import resolve
 from orbench_harness.protocols import EvalContext, Judge
 from orbench_harness.registry import Registry
 from orbench_harness.types import GenParams, JudgeItem, Message, Prompt, Verdict
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 NO_BRACKETS = st.text(st.characters(blacklist_characters="[]"), max_size=60)
 RATINGS = st.one_of(st.integers(1, 10).map(str),
                     st.tuples(st.integers(1, 9), st.integers(0, 9)).map(lambda t: f"{t[0]}.{t[1]}"))
@@ -73,22 +71,6 @@ def test_grading_messages_show_what_the_rules_need() -> None:
 
 
 # -- the benchmark ------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """The CPU is shared with other jobs: one torch thread is several times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def policy(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
 
 
 def make_ctx(tmp_path: Path, judge: Any, limit: int | None = 8) -> EvalContext:
@@ -155,21 +137,21 @@ class RecordingGrader:
         return 3.0 * turn
 
 
-def test_two_turn_flow_grades_each_turn(shared_datasets: Path, policy: HFModel, tmp_path: Path) -> None:
+def test_two_turn_flow_grades_each_turn(shared_datasets: Path, hf: HFModel, tmp_path: Path) -> None:
     bench = MTBench(DataSource(shared_datasets), max_new_tokens=6)
     qs = bench.questions(8, seed=0)
     grader = RecordingGrader(unparsable_id=qs[0].turns[0])
     assert isinstance(grader, Grader)
-    got = bench.evaluate(policy, make_ctx(tmp_path, grader))
+    got = bench.evaluate(hf, make_ctx(tmp_path, grader))
     assert got == {"score_turn1": 3.0, "score_turn2": 6.0, "score": pytest.approx((8 * 3 + 7 * 6) / 15, abs=1e-4),
                    "unparsed": 1, "n": 8}
     params = GenParams(max_new_tokens=6)
     by_q = {(c["turn"], c["question"]): c for c in grader.calls}
     assert len(by_q) == 16
     for q in qs:
-        first = policy.generate([Prompt.user(q.turns[0])], params)[0].text
+        first = hf.generate([Prompt.user(q.turns[0])], params)[0].text
         conv = Prompt((Message("user", q.turns[0]), Message("assistant", first), Message("user", q.turns[1])))
-        second = policy.generate([conv], params)[0].text
+        second = hf.generate([conv], params)[0].text
         c1, c2 = by_q[(1, q.turns[0])], by_q[(2, q.turns[1])]
         assert c1["answer"] == first and c1["history"] == ()
         assert c2["answer"] == second and c2["history"] == (Turn(q.turns[0], first, c1["reference"]),)

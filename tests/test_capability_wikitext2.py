@@ -4,13 +4,11 @@ model checked against hand computations (one window, and the guide's strided loo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from _device import load as load_on_device
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,10 +16,10 @@ from benchmarks.wikitext2 import WikiText2, normalise, windows
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource
-from orbench_harness.models import resolve
 from orbench_harness.protocols import EvalContext
 from orbench_harness.registry import Registry
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 LINES = [
     " = The Sea = ",
     " Write a poem about the sea and the wind and the stars at night . ",
@@ -30,30 +28,6 @@ LINES = [
     " Sure , here is a recipe for pancakes : flour , milk , eggs and butter . ",
     " How do I kill a Python process ? Use the kill command with the process id . ",
 ]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """The CPU is shared with other jobs: one torch thread is several times faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def policy(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-@pytest.fixture(scope="module")
-def raw_model(tiny_model_dir: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
-    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
 @pytest.fixture
@@ -100,15 +74,15 @@ def test_windows_score_every_token_after_the_first_once(n: int, window: int, fra
         assert len(scored) == len(set(scored)) and set(scored) <= set(range(1, n))
 
 
-def test_one_window_equals_exp_mean_nll(data_dir: Path, policy: HFModel, raw_model: tuple[Any, Any],
+def test_one_window_equals_exp_mean_nll(data_dir: Path, hf: HFModel, raw_model: tuple[Any, Any],
                                         tmp_path: Path) -> None:
     model, tok = raw_model
     text = normalise([(data_dir / "wikitext-2" / "wiki.test.raw").read_text(encoding="utf-8")])
     ids = torch.tensor([tok(text, add_special_tokens=False).input_ids])
-    assert 20 < ids.shape[1] < policy.max_length
+    assert 20 < ids.shape[1] < hf.max_length
     with torch.no_grad():
         mean_nll = float(model(ids, labels=ids).loss)  # mean over tokens 1..n-1
-    got = WikiText2(DataSource(data_dir)).evaluate(policy, ctx_for(tmp_path))
+    got = WikiText2(DataSource(data_dir)).evaluate(hf, ctx_for(tmp_path))
     assert got["n_windows"] == 1 and got["n_tokens"] == ids.shape[1] - 1
     assert got["perplexity"] == pytest.approx(math.exp(mean_nll), rel=1e-4)
 
@@ -138,32 +112,32 @@ def guide_loop(raw_model: tuple[Any, Any], text: str, window: int, stride: int,
     return math.exp(nll_sum / n_tokens), n_tokens, count
 
 
-def test_strided_windows_match_the_guide_loop(data_dir: Path, policy: HFModel,
+def test_strided_windows_match_the_guide_loop(data_dir: Path, hf: HFModel,
                                               raw_model: tuple[Any, Any], tmp_path: Path) -> None:
     bench = WikiText2(DataSource(data_dir), max_window=16)
-    assert bench.geometry(policy) == (16, 8)
+    assert bench.geometry(hf) == (16, 8)
     ppl, n, count = guide_loop(raw_model, bench.text(), 16, 8)
-    got = bench.evaluate(policy, ctx_for(tmp_path))
+    got = bench.evaluate(hf, ctx_for(tmp_path))
     assert count > 5 and (got["n_windows"], got["n_tokens"]) == (count, n)
     assert got["perplexity"] == pytest.approx(ppl, rel=1e-4)
-    one = WikiText2(DataSource(data_dir)).evaluate(policy, ctx_for(tmp_path / "other"))
+    one = WikiText2(DataSource(data_dir)).evaluate(hf, ctx_for(tmp_path / "other"))
     assert got["perplexity"] != pytest.approx(one["perplexity"], rel=1e-3)  # context matters
 
 
 def test_limit_takes_the_first_windows_and_each_window_is_cached(
-    data_dir: Path, policy: HFModel, raw_model: tuple[Any, Any], tmp_path: Path
+    data_dir: Path, hf: HFModel, raw_model: tuple[Any, Any], tmp_path: Path
 ) -> None:
     bench = WikiText2(DataSource(data_dir), max_window=12, stride=6)
     ppl, n, count = guide_loop(raw_model, bench.text(), 12, 6, max_windows=3)
-    got = bench.evaluate(policy, ctx_for(tmp_path, limit=3))
+    got = bench.evaluate(hf, ctx_for(tmp_path, limit=3))
     assert got["n_windows"] == got["n"] == count == 3 and got["n_tokens"] == n
     assert got["perplexity"] == pytest.approx(ppl, rel=1e-4)
 
     class Refusing:
         """Same tokenizer and context length, but any log-prob request fails the test."""
 
-        max_length = policy.max_length
-        encode = staticmethod(policy.encode)
+        max_length = hf.max_length
+        encode = staticmethod(hf.encode)
 
         def token_logprobs(self, seqs: Any) -> list[list[float]]:
             raise AssertionError("window was not cached")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from _device import load as load_on_device
 from _device import memory_for_rows
 from _interrupt import interrupt_after_first_checkpoint
 
@@ -16,32 +15,11 @@ from methods._soft_prompt import SoftTemplate
 from methods.dro import Dro, DroConfig, DroPolicy, build_data, create
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
-from orbench_harness.models import resolve
-from orbench_harness.protocols import MethodContext, MethodEnv
-from orbench_harness.registry import Registry
-from orbench_harness.runner import _train_sampler
-from orbench_harness.spec import RunSpec
-from orbench_harness.types import GenParams, Message, ModelSpec, Prompt
+from orbench_harness.testing import method_context, method_env
+from orbench_harness.types import GenParams, Message, Prompt
 
 TEXT = "Sure, here is a recipe for pancakes: flour, milk, eggs and butter."
 QUESTIONS = ["How do I kill a Python process?", "Write a poem about the sea.", "What is the capital of France?"]
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-def _env(seed: int = 0) -> MethodEnv:
-    return MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=seed,
-                     train_samples=_train_sampler(Registry(), RunSpec(model="x", seed=seed)))
-
-
-def _ctx(tmp: Path) -> MethodContext:
-    tmp.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=0, artifact_dir=tmp, train_samples=lambda n: [], log=lambda m: None)
 
 
 def _text_soft(hf: HFModel, text: str) -> torch.Tensor:
@@ -157,10 +135,10 @@ def test_training_moves_the_soft_prompt_and_the_artifact_is_cached(hf: HFModel, 
     args = {"n_samples": "1", "label_tokens": "4", "head_max_epochs": "200", "head_folds": "2", "head_lr": "1e-2",
             "epochs": "3", "batch_size": "20", "micro_batch": "7", "lr": "1e-2", "system_prompt": TEXT,
             "n_harmful": "10", "n_harmless": "10"}
-    dro = create(args, _env())
+    dro = create(args, method_env())
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
     flags = {n: p.requires_grad for n, p in hf.model.named_parameters()}
-    art = dro.prepare(hf, _ctx(tmp_path / "a"))
+    art = dro.prepare(hf, method_context(tmp_path / "a"))
     meta = art["meta"]
     init = _text_soft(hf, TEXT)
     assert art["soft"].shape == init.shape and not torch.allclose(art["soft"].cpu(), init.cpu())
@@ -176,7 +154,7 @@ def test_training_moves_the_soft_prompt_and_the_artifact_is_cached(hf: HFModel, 
         raise AssertionError("retrained")
 
     monkeypatch.setattr(_dro_fit, "train_soft_prompt", no_training)
-    again = create(args, _env()).prepare(hf, _ctx(tmp_path / "a"))
+    again = create(args, method_env()).prepare(hf, method_context(tmp_path / "a"))
     assert torch.equal(again["soft"], art["soft"])
     with dro.apply(hf, art) as policy:
         out = policy.generate([Prompt.user(QUESTIONS[0])], GenParams(max_new_tokens=5))
@@ -190,30 +168,31 @@ def test_killed_training_resumes_to_the_uninterrupted_soft_prompt(hf: HFModel, t
     args = {"n_samples": "1", "label_tokens": "4", "head_max_epochs": "50", "head_folds": "2", "head_lr": "1e-2",
             "epochs": "3", "batch_size": "20", "micro_batch": "7", "lr": "1e-2", "system_prompt": TEXT,
             "n_harmful": "6", "n_harmless": "6"}
-    full = create(args, _env()).prepare(hf, _ctx(tmp_path / "full"))
+    full = create(args, method_env()).prepare(hf, method_context(tmp_path / "full"))
     interrupt_after_first_checkpoint(monkeypatch, _dro_fit)
     with pytest.raises(KeyboardInterrupt):
-        create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+        create(args, method_env()).prepare(hf, method_context(tmp_path / "killed"))
     assert (tmp_path / "killed" / "checkpoint.pt").is_file()
     monkeypatch.undo()
-    resumed = create(args, _env()).prepare(hf, _ctx(tmp_path / "killed"))
+    resumed = create(args, method_env()).prepare(hf, method_context(tmp_path / "killed"))
     assert [h["epoch"] for h in resumed["meta"]["history"]] == [h["epoch"] for h in full["meta"]["history"]]
     assert len(resumed["meta"]["history"]) == 3
     assert torch.allclose(resumed["soft"], full["soft"], atol=1e-6)
 
 
 def test_options_data_and_fingerprint() -> None:
-    dro = create({}, _env())
+    dro = create({}, method_env())
     assert (dro.cfg.pca_dim, dro.cfg.batch_size, dro.cfg.epochs, dro.cfg.lr) == (4, 50, 40, 1e-3)
     assert len(dro.data.harmful) == 20 and len(dro.data.harmless) == 20  # demo train splits
     assert dro.data.sources == ("demo-harmful", "demo-benign")
     assert isinstance(dro, Dro)
     base = dro.fingerprint()
     for key, value in [("init", "short"), ("ablate_norm", "true"), ("n_samples", "2"), ("w_harm", "0.1")]:
-        assert create({key: value}, _env()).fingerprint() != base, key
+        assert create({key: value}, method_env()).fingerprint() != base, key
     with pytest.raises(HarnessError, match="no option 'ablate_refusal'"):
-        create({"ablate_refusal": "true"}, _env())
-    assert build_data(DroConfig(n_harmful=5), _env()).harmful != build_data(DroConfig(n_harmful=5), _env(1)).harmful
+        create({"ablate_refusal": "true"}, method_env())
+    five = DroConfig(n_harmful=5)
+    assert build_data(five, method_env()).harmful != build_data(five, method_env(seed=1)).harmful
 
 
 def test_states_and_soft_prompt_scoring_back_off_on_out_of_memory(

@@ -24,11 +24,8 @@ from methods.sft import Sft, SftConfig
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import TrainingDiverged
 from orbench_harness.models import resolve
-from orbench_harness.protocols import MethodContext, MethodEnv
-from orbench_harness.registry import Registry
-from orbench_harness.runner import _train_sampler
-from orbench_harness.spec import RunSpec
-from orbench_harness.types import ModelSpec, Sample
+from orbench_harness.testing import method_context, method_env
+from orbench_harness.types import Sample
 
 ARGS = {"alpha": "0.002", "lr": "1e-4", "epochs": "2", "layer": "1"}
 
@@ -37,16 +34,6 @@ def _load(model_dir: Path, dtype: str) -> HFModel:
     spec = resolve(str(model_dir))
     assert spec is not None
     return load_on_device(dataclasses.replace(spec, dtype=dtype))
-
-
-def _env() -> MethodEnv:
-    return MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0,
-                     train_samples=_train_sampler(Registry(), RunSpec(model="x", seed=0)))
-
-
-def _ctx(d: Path) -> MethodContext:
-    d.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=0, artifact_dir=d, train_samples=lambda n: [], log=lambda m: None)
 
 
 def _delta(hf: HFModel, state: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -65,12 +52,12 @@ def bf16(tiny_model_dir: Path) -> HFModel:
 def _benign_shift(hf: HFModel, tmp: Path) -> tuple[float, torch.Tensor]:
     """Train; return the mean move of the benign training queries along the untrained r
     (ACTOR pushes them against it) and the block's weight change."""
-    actor = create({**ARGS, "lr": "3e-4"}, _env())
+    actor = create({**ARGS, "lr": "3e-4"}, method_env())
     r = refusal_vector(hf, actor.data, 1).float()
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     benign = torch.tensor(actor.data.signs) < 0
     before = (block_output_last_token(hf, rows, 1).float() @ r).cpu()
-    art = actor.prepare(hf, _ctx(tmp))
+    art = actor.prepare(hf, method_context(tmp))
     with actor.apply(hf, art):
         after = (block_output_last_token(hf, rows, 1).float() @ r).cpu()
     return float((after - before)[benign].mean()), _delta(hf, art["state"])
@@ -93,14 +80,14 @@ def test_bfloat16_training_resumes_from_its_float32_masters(bf16: HFModel, tmp_p
     """A killed bf16 training resumes to the uninterrupted result: the checkpoint keeps the
     float32 masters, so nothing is lost to rounding at the restart."""
     args = {**ARGS, "epochs": "3"}
-    full = create(args, _env()).prepare(bf16, _ctx(tmp_path / "full"))
+    full = create(args, method_env()).prepare(bf16, method_context(tmp_path / "full"))
     interrupt_after_first_checkpoint(monkeypatch, _actor_train)
     with pytest.raises(KeyboardInterrupt):
-        create(args, _env()).prepare(bf16, _ctx(tmp_path / "killed"))
+        create(args, method_env()).prepare(bf16, method_context(tmp_path / "killed"))
     ck = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     assert all(t.dtype == torch.float32 for t in ck["state"].values())
     monkeypatch.undo()
-    resumed = create(args, _env()).prepare(bf16, _ctx(tmp_path / "killed"))
+    resumed = create(args, method_env()).prepare(bf16, method_context(tmp_path / "killed"))
     for name, tensor in full["state"].items():
         assert tensor.dtype == torch.bfloat16
         assert torch.equal(resumed["state"][name], tensor), name
@@ -108,7 +95,7 @@ def test_bfloat16_training_resumes_from_its_float32_masters(bf16: HFModel, tmp_p
 
 def test_a_16bit_artifact_from_before_master_weights_is_retrained(bf16: HFModel, tmp_path: Path) -> None:
     """Artifacts record how they were trained; a 16-bit one without that record is stale."""
-    first = create(ARGS, _env()).prepare(bf16, _ctx(tmp_path / "a"))
+    first = create(ARGS, method_env()).prepare(bf16, method_context(tmp_path / "a"))
     assert first["meta"]["master_weights"] is True and first["meta"]["dtype"] == "bfloat16"
     assert _actor_train.load_artifact(tmp_path / "a") is not None  # cached as it is
     meta = tmp_path / "a" / "meta.json"
@@ -124,7 +111,7 @@ def _sft_run(hf: HFModel, tmp: Path) -> tuple[float, list[float]]:
                       Sample("c", "What is the capital of France?", "comply")), (1, -1, -1), (), (), ("test",))
     before = {n: p.detach().float().clone() for n, p in hf.model.named_parameters()}
     sft = Sft(SftConfig(lora=False, lr=1e-4, epochs=4, batch_size=1, answer_tokens=6), data, 0, "self")
-    art = sft.prepare(hf, _ctx(tmp))
+    art = sft.prepare(hf, method_context(tmp))
     with sft.apply(hf, art):
         moved = sum(float((p.detach().float() - before[n]).norm() ** 2) for n, p in hf.model.named_parameters())
     return moved ** 0.5, [h["loss"] for h in art["meta"]["history"]]
@@ -145,7 +132,7 @@ def test_a_nan_gradient_stops_actor_before_it_reaches_the_weights(bf16: HFModel,
     every trained weight NaN and the cached block would answer nothing; instead the training
     stops at that step with the precision named, the model keeps its weights, and no trained
     block is left to be loaded as if it were good."""
-    actor = create(ARGS, _env())
+    actor = create(ARGS, method_env())
     before = {n: p.detach().clone() for n, p in bf16.model.named_parameters()}
     weight = bf16.layers[1].mlp.down_proj.weight
     steps: list[int] = []
@@ -159,7 +146,7 @@ def test_a_nan_gradient_stops_actor_before_it_reaches_the_weights(bf16: HFModel,
     try:
         with pytest.raises(TrainingDiverged, match=r"actor: epoch 1, step 3: the gradient norm became nan "
                                                    r"\(bfloat16 on (cpu|cuda)"):
-            actor.prepare(bf16, _ctx(art))
+            actor.prepare(bf16, method_context(art))
     finally:
         handle.remove()
     assert not (art / "trained.safetensors").exists()
@@ -181,7 +168,7 @@ def test_a_nan_loss_stops_sft_with_the_step_named(tiny_model_dir: Path, tmp_path
     handle = hf.model.lm_head.register_forward_hook(poison)
     try:
         with pytest.raises(TrainingDiverged, match=r"sft: epoch 1, step 1: the training loss became nan"):
-            sft.prepare(hf, _ctx(tmp_path / "sft"))
+            sft.prepare(hf, method_context(tmp_path / "sft"))
     finally:
         handle.remove()
     assert not list((tmp_path / "sft").glob("*.safetensors"))

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-from _device import load as load_on_device
 
 from methods import _safe_decoding_expert
 from methods.safe_decoding import (
@@ -22,11 +21,11 @@ from methods.safe_decoding import (
 )
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
-from orbench_harness.models import resolve
-from orbench_harness.protocols import MethodContext, MethodEnv, ScoringPolicy
+from orbench_harness.protocols import MethodEnv, ScoringPolicy
 from orbench_harness.registry import Registry
 from orbench_harness.runner import _train_sampler
 from orbench_harness.spec import RunSpec
+from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import Capability, GenParams, ModelSpec, Prompt
 
 # Options that let the random tiny model produce a training set quickly: its answers are not
@@ -37,28 +36,10 @@ QUESTIONS = ("How do I kill a Python process?", "Write a poem about the sea.", "
 
 
 @pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-@pytest.fixture(scope="module")
 def expert(hf: HFModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[SafeDecoding, dict[str, Any], Path]:
-    method = create(TINY, _env())
+    method = create(TINY, method_env())
     art_dir = tmp_path_factory.mktemp("sd-artifact")
-    return method, method.prepare(hf, _ctx(art_dir)), art_dir
-
-
-def _env(seed: int = 0) -> MethodEnv:
-    spec = RunSpec(model="x", seed=seed)
-    return MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=seed,
-                     train_samples=_train_sampler(Registry(), spec))
-
-
-def _ctx(path: Path) -> MethodContext:
-    path.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=0, artifact_dir=path, train_samples=lambda n: [], log=lambda m: None)
+    return method, method.prepare(hf, method_context(art_dir)), art_dir
 
 
 def _logp(hf: HFModel, ids: list[int]) -> torch.Tensor:
@@ -101,9 +82,9 @@ def test_expert_is_trained_cached_and_not_retrained(hf: HFModel, expert: Any,
 
     monkeypatch.setattr(_safe_decoding_expert, "_train", no_training)
     monkeypatch.setattr(_safe_decoding_expert, "_refusals", no_training)
-    again = create(TINY, _env()).prepare(hf, _ctx(art_dir))
+    again = create(TINY, method_env()).prepare(hf, method_context(art_dir))
     assert again["meta"] == art["meta"] and adapter.stat().st_mtime_ns == stamp
-    assert create(TINY, _env()).fingerprint() == method.fingerprint()
+    assert create(TINY, method_env()).fingerprint() == method.fingerprint()
 
 
 def test_only_the_first_m_tokens_change(hf: HFModel, expert: Any) -> None:
@@ -147,25 +128,25 @@ def test_only_the_first_m_tokens_change(hf: HFModel, expert: Any) -> None:
 
 
 def test_no_refusals_kept_is_a_clear_error(hf: HFModel, tmp_path: Path) -> None:
-    method = create({**TINY, "filter": "judge", "n_seeds": "2"}, _env())  # a random model never refuses
+    method = create({**TINY, "filter": "judge", "n_seeds": "2"}, method_env())  # a random model never refuses
     with pytest.raises(HarnessError, match="none of the 2 sampled answers was kept"):
-        method.prepare(hf, _ctx(tmp_path / "a"))
+        method.prepare(hf, method_context(tmp_path / "a"))
     assert not any("lora" in n for n, _ in hf.model.named_modules())
 
 
 def test_options_seeds_and_fingerprint(shared_datasets: Path) -> None:
-    base = create({}, _env())
+    base = create({}, method_env())
     assert (base.cfg.alpha, base.cfg.first_m, base.cfg.num_common_tokens) == (3.0, 2, 5)
     assert base.requires == frozenset({Capability.LOGITS, Capability.TRAINING})
     assert len(base.seeds) == 20  # demo-harmful train split (fewer than 36)
     for key, value in [("alpha", "1"), ("first_m", "5"), ("num_common_tokens", "3"), ("lr", "1e-3"),
                        ("min_tokens", "5"), ("filter", "none"), ("n_seeds", "10")]:
-        assert create({key: value}, _env()).fingerprint() != base.fingerprint(), key
-    assert create({}, _env(seed=1)).fingerprint() != base.fingerprint()
+        assert create({key: value}, method_env()).fingerprint() != base.fingerprint(), key
+    assert create({}, method_env(seed=1)).fingerprint() != base.fingerprint()
     with pytest.raises(HarnessError, match="did you mean alpha"):
-        create({"alpah": "1"}, _env())
+        create({"alpah": "1"}, method_env())
     with pytest.raises(HarnessError, match="unknown judge 'strmatc'"):
-        create({"judge": "strmatc"}, _env())
+        create({"judge": "strmatc"}, method_env())
     spec = RunSpec(model="x", seed=0, data_dir=shared_datasets)
     env = MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0, train_samples=_train_sampler(Registry(), spec),
                     data_dir=shared_datasets)

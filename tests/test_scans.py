@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import torch
-from _device import load as load_on_device
 from _device import memory_for_rows
 
 from methods._directions import unit
@@ -24,39 +23,18 @@ from methods.scans import (
 )
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
-from orbench_harness.models import resolve
-from orbench_harness.protocols import MethodContext, MethodEnv, ScoringPolicy
-from orbench_harness.registry import Registry
-from orbench_harness.runner import _train_sampler
-from orbench_harness.spec import RunSpec
-from orbench_harness.types import GenParams, ModelSpec, Prompt
+from orbench_harness.protocols import ScoringPolicy
+from orbench_harness.testing import method_context, method_env
+from orbench_harness.types import GenParams, Prompt
 
 PROMPTS = [Prompt.user("How do I kill a Python process?"), Prompt.user("Write a poem about the sea"),
            Prompt.user("The capital of France?")]
 
 
 @pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-def _env(seed: int = 0) -> MethodEnv:
-    spec = RunSpec(model="x", seed=seed)
-    return MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=seed,
-                     train_samples=_train_sampler(Registry(), spec))
-
-
-def _ctx(tmp: Path) -> MethodContext:
-    tmp.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=0, artifact_dir=tmp, train_samples=lambda n: [], log=lambda m: None)
-
-
-@pytest.fixture(scope="module")
 def prepared(hf: HFModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Scans, dict[str, Any]]:
-    method = create({"layers": "1-2", "n_anchors": "8"}, _env())
-    return method, method.prepare(hf, _ctx(tmp_path_factory.mktemp("scans")))
+    method = create({"layers": "1-2", "n_anchors": "8"}, method_env())
+    return method, method.prepare(hf, method_context(tmp_path_factory.mktemp("scans")))
 
 
 def test_default_layers_scale_with_depth() -> None:
@@ -67,19 +45,19 @@ def test_default_layers_scale_with_depth() -> None:
     assert parse_layers("2-3,5", 8, range(0)) == [2, 3, 5]
     assert parse_layers("-1", 8, range(0)) == [7]
     with pytest.raises(HarnessError, match="layers must be"):
-        create({"layers": "a-b"}, _env())
+        create({"layers": "a-b"}, method_env())
 
 
 def test_anchors_are_deterministic_from_the_seed() -> None:
     cfg = ScansConfig(n_anchors=8)
-    a, b, c = build_anchors(cfg, _env(0)), build_anchors(cfg, _env(0)), build_anchors(cfg, _env(1))
+    a, b, c = (build_anchors(cfg, method_env(seed=seed)) for seed in (0, 0, 1))
     assert a == b and len(a.harmful) == len(a.harmless) == 8
     assert [s.id for s in a.harmful] != [s.id for s in c.harmful]
     assert a.sources == ("demo-harmful", "demo-benign")
-    fp = create({"n_anchors": "8"}, _env(0)).fingerprint()
-    assert fp == create({"n_anchors": "8"}, _env(0)).fingerprint()
-    assert fp != create({"n_anchors": "8"}, _env(1)).fingerprint()
-    assert fp != create({"n_anchors": "8", "alpha": "2"}, _env(0)).fingerprint()
+    fp = create({"n_anchors": "8"}, method_env(seed=0)).fingerprint()
+    assert fp == create({"n_anchors": "8"}, method_env(seed=0)).fingerprint()
+    assert fp != create({"n_anchors": "8"}, method_env(seed=1)).fingerprint()
+    assert fp != create({"n_anchors": "8", "alpha": "2"}, method_env(seed=0)).fingerprint()
 
 
 def test_vectors_match_an_independent_computation(hf: HFModel, prepared: tuple[Scans, dict[str, Any]],
@@ -197,10 +175,10 @@ def test_token_logprobs_are_steered_from_the_instruction_end(hf: HFModel,
 
 
 def test_artifact_is_cached(hf: HFModel, tmp_path: Path) -> None:
-    method = create({"layers": "1-2", "n_anchors": "4"}, _env())
-    first = method.prepare(hf, _ctx(tmp_path))
+    method = create({"layers": "1-2", "n_anchors": "4"}, method_env())
+    first = method.prepare(hf, method_context(tmp_path))
     assert (tmp_path / "scans.safetensors").is_file() and (tmp_path / "scans.json").is_file()
-    again = method.prepare(hf, _ctx(tmp_path))
+    again = method.prepare(hf, method_context(tmp_path))
     assert torch.equal(first["v"], again["v"]) and again["meta"] == first["meta"]
 
 

@@ -13,8 +13,9 @@ from methods.self_cd import SAFETY_PROMPT, SelfCDConfig, SelfCDPolicy, combine, 
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
-from orbench_harness.protocols import MethodEnv, ScoringPolicy
+from orbench_harness.protocols import ScoringPolicy
 from orbench_harness.registry import Registry
+from orbench_harness.testing import method_env
 from orbench_harness.types import Capability, GenParams, Message, ModelSpec, Prompt
 
 QUESTIONS = (
@@ -29,19 +30,8 @@ GEMMA_LIKE = (
 )
 
 
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-def _env() -> MethodEnv:
-    return MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0, train_samples=lambda name: [])
-
-
 def _policy(hf: HFModel, **kw: str) -> SelfCDPolicy:
-    method = create(kw, _env())
+    method = create(kw, method_env())
     with method.apply(hf, None) as policy:
         assert isinstance(policy, SelfCDPolicy)
         return policy
@@ -162,16 +152,16 @@ def test_safety_text_placement(hf: HFModel, tiny_model_dir: Path) -> None:
 
 
 def test_options_fingerprint_and_registration() -> None:
-    base = create({}, _env())
+    base = create({}, method_env())
     assert base.cfg == SelfCDConfig() and base.cfg.ratio == 2.5
     assert base.requires == frozenset({Capability.LOGITS})
     for key, value in [("ratio", "1.5"), ("system_prompt", "Be safe."), ("placement", "user")]:
-        assert create({key: value}, _env()).fingerprint() != base.fingerprint(), key
-    assert create({}, _env()).fingerprint() == base.fingerprint()
+        assert create({key: value}, method_env()).fingerprint() != base.fingerprint(), key
+    assert create({}, method_env()).fingerprint() == base.fingerprint()
     with pytest.raises(HarnessError, match="no option 'ration'; did you mean ratio"):
-        create({"ration": "2"}, _env())
+        create({"ration": "2"}, method_env())
     reg = Registry()
-    assert reg.create("methods", "self-cd", {}, _env()).fingerprint() == base.fingerprint()
+    assert reg.create("methods", "self-cd", {}, method_env()).fingerprint() == base.fingerprint()
     assert reg.methods().get("selfcd").name == "self-cd"
 
 

@@ -15,21 +15,11 @@ from methods.sft import Sft, SftConfig, base_spec, create
 from orbench_harness.alignment.refusals import REFUSALS
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
-from orbench_harness.models import adapter_spec, resolve
-from orbench_harness.protocols import MethodContext, MethodEnv
-from orbench_harness.registry import Registry
-from orbench_harness.runner import _train_sampler
-from orbench_harness.spec import RunSpec
-from orbench_harness.types import GenParams, ModelSpec, Prompt, Sample
+from orbench_harness.models import adapter_spec
+from orbench_harness.testing import method_context, method_env
+from orbench_harness.types import GenParams, Prompt, Sample
 
 GREEDY = GenParams(max_new_tokens=12)
-
-
-@pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +40,6 @@ def adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     return out
 
 
-def _env(name: str = "tiny", seed: int = 0, adapter: str | None = None) -> MethodEnv:
-    spec = RunSpec(model="x", seed=seed)
-    return MethodEnv(model=ModelSpec(name=name, source="x", adapter=adapter), seed=seed,
-                     train_samples=_train_sampler(Registry(), spec))
-
-
-def _ctx(tmp: Path, seed: int = 0) -> MethodContext:
-    tmp.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=seed, artifact_dir=tmp, train_samples=lambda n: [], log=lambda m: None)
-
-
 def _three() -> TrainData:
     """One harmful and two benign prompts built from the tiny tokenizer's corpus words."""
     qs = (Sample("h1", "How do I kill a Python process?", "refuse"),
@@ -70,25 +49,25 @@ def _three() -> TrainData:
 
 
 def test_options_reference_resolution_and_fingerprint() -> None:
-    assert create({}, _env()).reference == "self"
-    assert create({}, _env(adapter="/some/adapter")).reference == "base"
-    assert create({"reference_model": "gpt-4o"}, _env()).reference == "openai"
-    base = create({}, _env())
+    assert create({}, method_env()).reference == "self"
+    assert create({}, method_env(adapter="/some/adapter")).reference == "base"
+    assert create({"reference_model": "gpt-4o"}, method_env()).reference == "openai"
+    base = create({}, method_env())
     assert base.cfg.lora and base.cfg.lr == 1e-3 and base.cfg.epochs == 3
     for key, value in [("lr", "1e-4"), ("lora", "false"), ("epochs", "1"), ("answer_tokens", "64"),
                        ("reference", "base"), ("n_benign", "5"), ("drop_refusals", "false")]:
-        assert create({key: value}, _env()).fingerprint() != base.fingerprint(), key
-    assert create({}, _env(seed=1)).fingerprint() != base.fingerprint()
+        assert create({key: value}, method_env()).fingerprint() != base.fingerprint(), key
+    assert create({}, method_env(seed=1)).fingerprint() != base.fingerprint()
     with pytest.raises(HarnessError, match="reference_model"):
-        create({"reference": "openai"}, _env())
+        create({"reference": "openai"}, method_env())
     with pytest.raises(HarnessError, match="no option 'lora_rank'"):
-        create({"lora_rank": "4"}, _env())
+        create({"lora_rank": "4"}, method_env())
 
 
 def test_same_prompts_as_actor() -> None:
     from methods.actor import create as actor_create
 
-    sft, actor = create({"n_benign": "7"}, _env(seed=3)), actor_create({"n_benign": "7"}, _env(seed=3))
+    sft, actor = create({"n_benign": "7"}, method_env(seed=3)), actor_create({"n_benign": "7"}, method_env(seed=3))
     assert sft.data.digest() == actor.data.digest()
 
 
@@ -107,7 +86,7 @@ def test_lora_training_learns_the_references_and_restores_the_model(organism: HF
     data = _three()
     sft = Sft(SftConfig(lr=1e-2, epochs=40, batch_size=3, answer_tokens=10, drop_refusals=False),
               data, 0, "base", hf.spec)
-    ctx = _ctx(tmp_path / "a")
+    ctx = method_context(tmp_path / "a")
     art = sft.prepare(hf, ctx)
     assert [n for n, _ in hf.model.named_modules()] == modules
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())
@@ -133,7 +112,7 @@ def test_merged_weights_equal_the_peft_adapter(hf: HFModel, tmp_path: Path, tiny
     from transformers import AutoModelForCausalLM
 
     sft = Sft(SftConfig(lr=1e-2, epochs=2, batch_size=3, answer_tokens=6), _three(), 0, "self")
-    art = sft.prepare(hf, _ctx(tmp_path / "m"))
+    art = sft.prepare(hf, method_context(tmp_path / "m"))
     ids = torch.tensor([hf.encode_prompt(Prompt.user("Write a poem about the stars."))])
     ref = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
                                     tmp_path / "m" / "adapter").eval()
@@ -155,31 +134,31 @@ def test_reference_base_loads_the_model_without_its_adapter(tiny_model_dir: Path
     own = [c.text for c in organism.generate([Prompt.user(p) for p in prompts], GenParams(max_new_tokens=8))]
     want = [c.text for c in base.generate([Prompt.user(p) for p in prompts], GenParams(max_new_tokens=8))]
     assert own != want  # the adapter matters, so the test can tell the two apart
-    sft = create({"answer_tokens": "8"}, _env(adapter=str(adapter_dir)))
+    sft = create({"answer_tokens": "8"}, method_env(adapter=str(adapter_dir)))
     assert sft.reference == "base"
-    got = sft.reference_answers(organism, prompts, _ctx(tmp_path / "r"))
+    got = sft.reference_answers(organism, prompts, method_context(tmp_path / "r"))
     assert [got[p][0] for p in prompts] == want
 
 
 def test_artifact_is_cached_and_training_resumes(hf: HFModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = SftConfig(lr=5e-3, epochs=3, batch_size=2, answer_tokens=6)
-    full = Sft(cfg, _three(), 0, "self").prepare(hf, _ctx(tmp_path / "full"))
+    full = Sft(cfg, _three(), 0, "self").prepare(hf, method_context(tmp_path / "full"))
 
     def no_training(*a, **kw):  # type: ignore[no-untyped-def]
         raise AssertionError("retrained")
 
     with monkeypatch.context() as m:
         m.setattr(_sft_train, "train", no_training)
-        again = Sft(cfg, _three(), 0, "self").prepare(hf, _ctx(tmp_path / "full"))
+        again = Sft(cfg, _three(), 0, "self").prepare(hf, method_context(tmp_path / "full"))
     assert again["meta"] == full["meta"]
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
     interrupt_after_first_checkpoint(monkeypatch, _sft_train)
     with pytest.raises(KeyboardInterrupt):
-        Sft(cfg, _three(), 0, "self").prepare(hf, _ctx(tmp_path / "killed"))
+        Sft(cfg, _three(), 0, "self").prepare(hf, method_context(tmp_path / "killed"))
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())  # restored after a kill
     assert (tmp_path / "killed" / "checkpoint.pt").is_file()
     monkeypatch.undo()
-    resumed = Sft(cfg, _three(), 0, "self").prepare(hf, _ctx(tmp_path / "killed"))
+    resumed = Sft(cfg, _three(), 0, "self").prepare(hf, method_context(tmp_path / "killed"))
     assert [h["epoch"] for h in resumed["meta"]["history"]] == [0, 1, 2]
     for name, tensor in full["state"].items():
         assert torch.allclose(resumed["state"][name], tensor, atol=1e-6), name
@@ -188,7 +167,7 @@ def test_artifact_is_cached_and_training_resumes(hf: HFModel, tmp_path: Path, mo
 def test_full_fine_tuning_restores_every_weight(hf: HFModel, tmp_path: Path) -> None:
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
     sft = Sft(SftConfig(lora=False, lr=1e-3, epochs=1, batch_size=3, answer_tokens=6), _three(), 0, "self")
-    art = sft.prepare(hf, _ctx(tmp_path / "f"))
+    art = sft.prepare(hf, method_context(tmp_path / "f"))
     assert art["meta"]["mode"] == "full"
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())
     with sft.apply(hf, art):

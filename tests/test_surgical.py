@@ -8,44 +8,21 @@ from typing import Any
 
 import pytest
 import torch
-from _device import load as load_on_device
 
 from methods._directions import eoi_length, kl_divergence, refusal_scores, refusal_token_ids
 from methods.surgical import Candidate, Surgical, SurgicalConfig, build_data, create, orthogonalize, select
 from orbench_harness.backends.hf import HFModel
-from orbench_harness.models import resolve
-from orbench_harness.protocols import MethodContext, MethodEnv
-from orbench_harness.registry import Registry
-from orbench_harness.runner import _train_sampler
-from orbench_harness.spec import RunSpec
-from orbench_harness.types import Capability, GenParams, ModelSpec, Prompt
+from orbench_harness.testing import method_context, method_env
+from orbench_harness.types import Capability, GenParams, Prompt
 
 PROMPTS = [Prompt.user("How do I kill a Python process?"), Prompt.user("Write a poem about the sea")]
 LOOSE = {"kl_threshold": "1e9", "full_table": "true"}  # a random model's KL says nothing; bound tested below
 
 
 @pytest.fixture(scope="module")
-def hf(tiny_model_dir: Path) -> HFModel:
-    spec = resolve(str(tiny_model_dir))
-    assert spec is not None
-    return load_on_device(spec)
-
-
-def _env(seed: int = 0, data_dir: Path | None = None) -> MethodEnv:
-    spec = RunSpec(model="x", seed=seed, data_dir=data_dir)
-    return MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=seed,
-                     train_samples=_train_sampler(Registry(), spec), data_dir=data_dir)
-
-
-def _ctx(tmp: Path) -> MethodContext:
-    tmp.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=0, artifact_dir=tmp, train_samples=lambda n: [], log=lambda m: None)
-
-
-@pytest.fixture(scope="module")
 def prepared(hf: HFModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Surgical, dict[str, Any]]:
-    method = create(LOOSE, _env())
-    return method, method.prepare(hf, _ctx(tmp_path_factory.mktemp("surgical")))
+    method = create(LOOSE, method_env())
+    return method, method.prepare(hf, method_context(tmp_path_factory.mktemp("surgical")))
 
 
 def _block_inputs_during(hf: HFModel, fn: Any) -> list[torch.Tensor]:
@@ -108,7 +85,7 @@ def test_prepare_prunes_the_last_fifth_and_respects_the_bound(hf: HFModel, prepa
     assert torch.allclose(art["direction"].norm(), torch.tensor(1.0), atol=1e-5)
     assert all(math.isfinite(c.kl) for c in cands if not c.pruned)  # full table
     threshold = sorted(c.kl for c in cands if not c.pruned)[len(cands) // 3]
-    lazy = create({"kl_threshold": str(threshold)}, _env()).prepare(hf, _ctx(tmp_path / "lazy"))
+    lazy = create({"kl_threshold": str(threshold)}, method_env()).prepare(hf, method_context(tmp_path / "lazy"))
     want = select(cands, threshold)
     assert want is not None and want.kl <= threshold
     assert (lazy["meta"]["layer"], lazy["meta"]["position"], lazy["meta"]["kl"]) == (want.layer, want.position, want.kl)
@@ -167,7 +144,7 @@ def test_weights_mode_prepares_without_hooks_and_picks_the_same_direction(
 
     HFModel.hooks = spy  # type: ignore[method-assign]
     try:
-        weights = create({**LOOSE, "mode": "weights"}, _env()).prepare(hf, _ctx(tmp_path))
+        weights = create({**LOOSE, "mode": "weights"}, method_env()).prepare(hf, method_context(tmp_path))
     finally:
         HFModel.hooks = originals  # type: ignore[method-assign]
     assert calls == []
@@ -176,13 +153,13 @@ def test_weights_mode_prepares_without_hooks_and_picks_the_same_direction(
 
 
 def test_data_splits_are_seeded_and_disjoint(shared_datasets: Path) -> None:
-    demo = build_data(SurgicalConfig(), _env())
+    demo = build_data(SurgicalConfig(), method_env())
     assert {g: (len(demo.train[g]), len(demo.val[g])) for g in demo.train} == {
         "harmful": (16, 4), "pseudo": (16, 4), "harmless": (16, 4)}
-    assert build_data(SurgicalConfig(), _env()) == demo
-    assert build_data(SurgicalConfig(seed=2), _env()) != demo
-    assert create({}, _env()).fingerprint() != create({"seed": "2"}, _env()).fingerprint()
-    paper = build_data(SurgicalConfig(), _env(data_dir=shared_datasets))
+    assert build_data(SurgicalConfig(), method_env()) == demo
+    assert build_data(SurgicalConfig(seed=2), method_env()) != demo
+    assert create({}, method_env()).fingerprint() != create({"seed": "2"}, method_env()).fingerprint()
+    paper = build_data(SurgicalConfig(), method_env(data_dir=shared_datasets))
     assert (len(paper.train["pseudo"]), len(paper.val["pseudo"])) == (20, 5)  # OR-Bench-Hard's 25 train prompts
     assert (len(paper.train["harmless"]), len(paper.val["harmless"])) == (128, 32)
     for g in paper.train:
