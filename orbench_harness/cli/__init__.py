@@ -34,6 +34,7 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.judge_eval",
     "orbench_harness.cli.serve",
     "orbench_harness.cli.train_classifier",
+    "orbench_harness.cli.new",
 )
 
 
