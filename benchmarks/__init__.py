@@ -25,4 +25,5 @@ PLUGINS: tuple[str, ...] = (
     "benchmarks.mmlu",
     "benchmarks.wikitext2",
     "benchmarks.mt_bench",
+    "benchmarks.prompt_file",
 )

@@ -4,20 +4,24 @@ Catalogue hooks take a ``register`` callback (the shape simonw/llm uses): a plug
 ``register(name, factory, summary=..., aliases=...)`` once per component. Factories are
 called only when a component is used, so registering a plugin imports nothing heavy.
 
-``orbench_resolve_model`` is the one dispatch hook ("who knows this model name?") and stops
+``orbench_resolve_model`` and ``orbench_resolve_benchmark`` are the dispatch hooks ("who
+knows this name?", for a model or a benchmark no plugin registered, such as a path) and stop
 at the first non-None answer.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
     from orbench_harness.catalog import Register, SuiteRegister
+    from orbench_harness.data import DataSource
     from orbench_harness.events import RunEnd, RunStart, SampleJudged
+    from orbench_harness.protocols import Benchmark
     from orbench_harness.types import ModelSpec
 
 PROJECT = "orbench_harness"
@@ -58,6 +62,13 @@ def orbench_register_reporters(register: Register) -> None:
 @hookspec(firstresult=True)
 def orbench_resolve_model(name: str) -> ModelSpec | None:
     """Map a model alias to a ModelSpec; stops at the first non-None result."""
+
+
+@hookspec(firstresult=True)
+def orbench_resolve_benchmark(name: str) -> Callable[[DataSource], Benchmark] | None:
+    """A factory for a benchmark name that no plugin registered (a prompt file's path, say),
+    or None; stops at the first non-None result. Called for every such ``--benchmark`` name,
+    so an answer must be cheap and must not depend on state kept between calls."""
 
 
 @hookspec

@@ -108,6 +108,8 @@ class Registry:
                     out.extend(suites[name].benchmarks)
                 elif name in bench:
                     out.append(bench.get(name).name)
+                elif self.pm.hook.orbench_resolve_benchmark(name=name) is not None:
+                    out.append(name)  # a name a plugin resolves (a prompt file), kept as typed
                 else:
                     raise UnknownNameError("benchmark", name, [*bench.names(with_aliases=True), *suites])
         return list(dict.fromkeys(out))
@@ -128,7 +130,13 @@ class Registry:
         return out
 
     def create(self, kind: str, name: str, *args: Any) -> Any:
-        """Instantiate a component by calling its factory."""
-        entry: Entry[Any] = self._catalog(kind).get(name)
+        """Instantiate a component by calling its factory (for a benchmark no plugin
+        registered, the factory ``orbench_resolve_benchmark`` gives for its name)."""
+        catalog = self._catalog(kind)
+        if kind == "benchmarks" and name not in catalog:
+            resolved: Callable[..., Any] | None = self.pm.hook.orbench_resolve_benchmark(name=name)
+            if resolved is not None:
+                return resolved(*args)
+        entry: Entry[Any] = catalog.get(name)
         factory: Callable[..., Any] = entry.factory
         return factory(*args)
