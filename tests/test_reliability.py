@@ -117,10 +117,12 @@ def test_damaged_cache_and_run_files_are_recomputed(tiny_model_dir: Path, tmp_pa
     lines = (out / "samples.jsonl").read_text().splitlines(keepends=True)
     (out / "samples.jsonl").write_text(lines[0] + "{broken json\n" + "".join(lines[2:]))
     (out / "verdicts.jsonl").write_text("\x00\x01 not json\n")
+    (out / "results.json").write_text('{"benchmarks": {"demo')  # a partial copy: report skips it
     again = run(spec, out)
     err = capsys.readouterr().err
     assert "corrupted" in err and str(out / "samples.jsonl") in " ".join(err.split())
     assert again["benchmarks"] == first["benchmarks"]
+    assert json.loads((out / "results.json").read_text()) == again  # rewritten, as report's warning says
     assert _lines(out / "samples.jsonl") == 12 and _lines(out / "verdicts.jsonl") == 12
 
 

@@ -246,6 +246,13 @@ def test_cli_report_finds_runs_recursively_and_skips_unfinished(
     captured = capsys.readouterr()
     assert "| llama-2-7b-chat | actor (alpha=0.0015) |" in captured.out and "dro" not in captured.out
     assert "r6: no results.json (unfinished run); skipped" in captured.err
+    (unfinished / "results.json").write_text('{"benchmarks": {"adv')  # a partial copy
+    assert _cli(["report", str(runs_root), "--format", "md"]) == 0
+    captured = capsys.readouterr()
+    assert "| llama-2-7b-chat | actor (alpha=0.0015) |" in captured.out and "dro" not in captured.out
+    assert "r6/results.json: malformed JSON" in captured.err and f"--out {unfinished} to rewrite" in captured.err
+    with pytest.raises(HarnessError, match="none of the 1 run"):
+        _cli(["report", str(unfinished)])
     out = tmp_path / "out" / "board.csv"
     assert _cli(["report", str(runs_root / "r1"), str(runs_root / "r5"), "-f", "csv", "-o", str(out)]) == 0
     assert out.read_text().count("\n") == 3

@@ -2,8 +2,9 @@
 
 RUN_DIR is a run directory or any directory below which run directories (those holding a
 ``run.json``) are found. The format is a reporter's name, so reporters added by plugins work
-the same way as the built-in ones. Unfinished runs (no ``results.json``) are skipped with a
-warning rather than silently shown as empty rows.
+the same way as the built-in ones. Unfinished runs (no ``results.json``) and damaged ones (a
+file that is not valid JSON, say a partial copy) are skipped with a warning that names the
+file and the fix, rather than shown as empty rows or stopping the whole report.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def collect_runs(paths: list[Path]) -> list[RunRecord]:
-    """Finished runs under ``paths``; unfinished ones are skipped with a warning."""
+    """Finished runs under ``paths``; unfinished and damaged ones are skipped with a warning."""
     from orbench_harness.console import warn
 
     dirs = find_run_dirs(paths)
@@ -61,9 +62,13 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
         if not (d / RESULTS_FILE).is_file():
             warn(f"{d}: no {RESULTS_FILE} (unfinished run); skipped")
             continue
-        records.append(load_run(d))
+        try:
+            records.append(load_run(d))
+        except HarnessError as e:  # re-running rewrites results.json from the run's records
+            warn(f"{e}; skipped (re-run its `harness run` command with --out {d} to rewrite it)")
     if not records:
-        raise HarnessError(f"none of the {len(dirs)} run(s) found has {RESULTS_FILE}; finish them first")
+        raise HarnessError(f"none of the {len(dirs)} run(s) found has a readable {RESULTS_FILE}; "
+                           "finish or re-run them first")
     return records
 
 
