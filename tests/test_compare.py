@@ -123,3 +123,34 @@ def test_different_splits_are_refused(tmp_path: Path) -> None:
                   benchmarks={"xstest": bench("over_refusal", 50)})  # fmt: skip
     with pytest.raises(HarnessError, match="different splits"):
         compare_runs(load_run(a), load_run(b))
+
+
+def test_by_counts_each_metadata_value_and_auto_skips_benchmarks_without_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    types = ["homonyms", "homonyms", "figurative", "contrast", "figurative", "homonyms"]
+    runs = []
+    for name, xs, adv in (("a", [R, R, C, R, P, None], [R, R, R, C]), ("b", [C, R, R, C, C, C], [C, R, P, R])):
+        path = _run(tmp_path, name, xs, adv)
+        rows = [json.loads(line) for line in (path / "samples.jsonl").read_text().splitlines()]
+        for row in rows:
+            if row["benchmark"] == "xstest":
+                row["meta"] = {"type": types[int(row["id"].split("-")[1])]}
+        (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        runs.append(load_run(path))
+    adv, xs = compare_runs(*runs, by="auto")
+    assert adv.groups == () and xs.by == "type"
+    got = {g.value: (g.n, g.complied_a, g.complied_b, g.to_complied, g.to_refused) for g in xs.groups}
+    # xstest-5 is unparsed in A: counted nowhere; a partial refusal (xstest-4) counts as refusing
+    assert got == {"homonyms": (2, 0, 1, 1, 0), "figurative": (2, 1, 1, 1, 1), "contrast": (1, 0, 1, 1, 0)}
+    assert [g.value for g in xs.groups] == ["figurative", "homonyms", "contrast"]  # by size, then name
+    adv_typed, _ = compare_runs(*runs, by="type")
+    assert [(g.value, g.n) for g in adv_typed.groups] == [("(none)", 4)]
+    assert _cli(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--by", "type", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["benchmarks"][1]["groups"][0] == {"value": "figurative", "n": 2, "complied_a": 1, "complied_b": 1,
+                                                  "to_complied": 1, "to_refused": 1, "p_value": 1.0}
+    assert _cli(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--by", "type"]) == 0
+    assert "xstest by type" in capsys.readouterr().out
+    with pytest.raises(HarnessError, match="has metadata field 'topic'"):
+        _cli(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--by", "topic"])

@@ -7,6 +7,11 @@ complied with); harmful prompts are listed by id only, so the output can go into
 
 Both runs must have been judged by the same judge and evaluated on the same split; otherwise
 the command refuses (``--judge`` picks a judge whose verdicts both runs hold).
+
+``--by FIELD`` adds, per benchmark, the same counts for each value of a sample metadata field
+(XSTest's ``type``, OR-Bench's ``category``, a prompt file's own columns): where a method's
+gain comes from, which a single rate hides. ``--by auto`` takes the first of ``AUTO_FIELDS``
+each benchmark's samples carry.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from orbench_harness.metrics import mcnemar_exact
 from orbench_harness.runs import RunRecord, load_run, load_samples, load_verdicts, prompt_text
 
 MAX_TEXT = 200
+AUTO_FIELDS = ("type", "category", "hexphi_category", "topic")
+NO_VALUE = "(none)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +42,26 @@ class Flip:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """One value of the ``--by`` field: prompts judged in both runs, how many each run
+    complied with, and the flips between them."""
+
+    value: str
+    n: int
+    complied_a: int
+    complied_b: int
+    to_complied: int
+    to_refused: int
+
+    @property
+    def p_value(self) -> float:
+        """Exact McNemar p-value of this group's flips."""
+        return mcnemar_exact(self.to_complied, self.to_refused)
+
+
+@dataclass(frozen=True, slots=True)
 class BenchmarkFlips:
-    """Flips of one benchmark between run A and run B."""
+    """Flips of one benchmark between run A and run B (``groups``: per ``--by`` value)."""
 
     benchmark: str
     kind: str
@@ -45,6 +70,8 @@ class BenchmarkFlips:
     to_refused: tuple[Flip, ...]
     unparsed: int
     unmatched: int
+    by: str | None = None
+    groups: tuple[Group, ...] = ()
 
     @property
     def p_value(self) -> float:
@@ -65,6 +92,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--judge", help="compare this judge's verdicts (default: the runs' judge)")
     p.add_argument("--benchmark", "-b", action="append", default=[], help="only these benchmarks")
     p.add_argument("--limit", type=int, default=50, help="prompts listed per direction (default 50)")
+    p.add_argument("--by", metavar="FIELD",
+                   help="also count per value of this sample metadata field (e.g. type, category; "
+                        f"auto: the first of {', '.join(AUTO_FIELDS)} a benchmark has)")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=run)
 
@@ -92,9 +122,11 @@ def _check_comparable(a: RunRecord, b: RunRecord, judge: str | None) -> str:
 
 
 def compare_runs(
-    a: RunRecord, b: RunRecord, *, judge: str | None = None, benchmarks: Sequence[str] = ()
+    a: RunRecord, b: RunRecord, *, judge: str | None = None, benchmarks: Sequence[str] = (),
+    by: str | None = None,
 ) -> list[BenchmarkFlips]:
-    """Flips per benchmark present in both runs' verdicts, benchmarks sorted by name."""
+    """Flips per benchmark present in both runs' verdicts, benchmarks sorted by name; with
+    ``by``, also per value of that metadata field (``auto``: see ``AUTO_FIELDS``)."""
     judge = _check_comparable(a, b, judge)
     va, vb = load_verdicts(a.path, judge), load_verdicts(b.path, judge)
     for run, v in ((a, va), (b, vb)):
@@ -121,15 +153,44 @@ def compare_runs(
         up: list[Flip] = []
         down: list[Flip] = []
         unparsed = 0
+        field = _field(by, [samples.get((name, sid), {}) for sid in common])
+        counts: dict[str, list[int]] = {}  # value -> [n, complied in A, complied in B, R->C, C->R]
         for sid in common:
             sa, sb = _status(by_a[(name, sid)]), _status(by_b[(name, sid)])
             if sa is None or sb is None:
                 unparsed += 1
-            elif sa != sb:
+                continue
+            if sa != sb:
                 flip = Flip(sid, _safe_text(kind, samples.get((name, sid))))
                 (up if sb == "complied" else down).append(flip)
-        out.append(BenchmarkFlips(name, kind, len(common), tuple(up), tuple(down), unparsed, len(ids_a ^ ids_b)))
+            if field is not None:
+                value = _meta(samples.get((name, sid), {})).get(field)
+                c = counts.setdefault(NO_VALUE if value in (None, "") else str(value), [0, 0, 0, 0, 0])
+                c[0] += 1
+                c[1] += sa == "complied"
+                c[2] += sb == "complied"
+                c[3] += sa != sb and sb == "complied"
+                c[4] += sa != sb and sb == "refused"
+        groups = tuple(Group(v, *c) for v, c in sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0])))
+        out.append(BenchmarkFlips(name, kind, len(common), tuple(up), tuple(down), unparsed, len(ids_a ^ ids_b),
+                                  field, groups))
     return out
+
+
+def _meta(sample: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = sample.get("meta")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _field(by: str | None, samples: Sequence[Mapping[str, Any]]) -> str | None:
+    """The field to group on for one benchmark: ``by`` itself, or for ``auto`` the first of
+    ``AUTO_FIELDS`` its samples carry (None: no grouping for this benchmark)."""
+    if by is None:
+        return None
+    if by != "auto":
+        return by
+    present = {k for s in samples for k in _meta(s)}
+    return next((f for f in AUTO_FIELDS if f in present), None)
 
 
 def _id_key(sid: str) -> tuple[tuple[int, int, str], ...]:
@@ -143,6 +204,10 @@ def _safe_text(kind: str, sample: Mapping[str, Any] | None) -> str | None:
         return None
     text = " ".join(prompt_text(sample.get("prompt")).split())
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.1f}" if n else "-"
 
 
 def _fmt_p(p: float) -> str:
@@ -174,6 +239,14 @@ def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) 
 
         warn("the runs evaluated different samples (another --seed or --limit?); only ids in both are compared")
     for f in flips:
+        if f.groups:
+            table(
+                f"{f.benchmark} by {f.by}",
+                [f.by or "", "n", "C.R A", "C.R B", "R→C", "C→R", "p"],
+                [[g.value, g.n, _pct(g.complied_a, g.n), _pct(g.complied_b, g.n), g.to_complied, g.to_refused,
+                  _fmt_p(g.p_value)] for g in f.groups],
+            )
+    for f in flips:
         for title, items in (
             ("refused in A, complied in B", f.to_complied),
             ("complied in A, refused in B", f.to_refused),
@@ -193,12 +266,18 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     a, b = load_run(args.run_a), load_run(args.run_b)
-    flips = compare_runs(a, b, judge=args.judge, benchmarks=args.benchmark)
+    flips = compare_runs(a, b, judge=args.judge, benchmarks=args.benchmark, by=args.by)
+    if args.by and args.by != "auto":
+        absent = [f.benchmark for f in flips if all(g.value == NO_VALUE for g in f.groups)]
+        if len(absent) == len(flips):
+            raise HarnessError(f"no sample of the compared benchmarks has metadata field {args.by!r} "
+                               f"(try --by auto)")
     if args.json:
         payload = {
             "run_a": str(a.path),
             "run_b": str(b.path),
-            "benchmarks": [{**asdict(f), "p_value": f.p_value} for f in flips],
+            "benchmarks": [{**asdict(f), "p_value": f.p_value,
+                            "groups": [{**asdict(g), "p_value": g.p_value} for g in f.groups]} for f in flips],
         }
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
