@@ -105,13 +105,21 @@ def method_env(
 
 
 def method_context(
-    artifact_dir: Path, *, seed: int = 0, log: Callable[[str], None] | None = None
+    artifact_dir: Path,
+    *,
+    seed: int = 0,
+    data_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> MethodContext:
     """The context a run gives ``prepare``: ``artifact_dir`` (created) is where the method
-    keeps its trained artifact, and where a second ``prepare`` must find it. Log lines are
-    dropped unless ``log`` takes them. Train data reaches methods through ``method_env``."""
+    keeps its trained artifact, and where a second ``prepare`` must find it; train splits as
+    ``method_env`` reads them. Log lines are dropped unless ``log`` takes them."""
     from orbench_harness.protocols import MethodContext
+    from orbench_harness.registry import Registry
+    from orbench_harness.runner import _train_sampler
+    from orbench_harness.spec import RunSpec
 
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    return MethodContext(seed=seed, artifact_dir=artifact_dir, train_samples=lambda name: [],
+    spec = RunSpec(model="tiny", seed=seed, data_dir=data_dir)
+    return MethodContext(seed=seed, artifact_dir=artifact_dir, train_samples=_train_sampler(Registry(), spec),
                          log=log or (lambda line: None))

@@ -267,11 +267,8 @@ def run(args: argparse.Namespace) -> int:
 
     a, b = load_run(args.run_a), load_run(args.run_b)
     flips = compare_runs(a, b, judge=args.judge, benchmarks=args.benchmark, by=args.by)
-    if args.by and args.by != "auto":
-        absent = [f.benchmark for f in flips if all(g.value == NO_VALUE for g in f.groups)]
-        if len(absent) == len(flips):
-            raise HarnessError(f"no sample of the compared benchmarks has metadata field {args.by!r} "
-                               f"(try --by auto)")
+    if args.by and args.by != "auto" and all(g.value == NO_VALUE for f in flips for g in f.groups):
+        raise HarnessError(f"no sample of the compared benchmarks has metadata field {args.by!r} (try --by auto)")
     if args.json:
         payload = {
             "run_a": str(a.path),
