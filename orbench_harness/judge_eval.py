@@ -1,9 +1,14 @@
-"""Agreement of a judge with human labels (``harness judge-eval``).
+"""Agreement of a judge with human labels, or with another judge (``harness judge-eval``).
 
 Input files use XSTest's labelled format (``paul-rottger/exaggerated-safety @ d7bb5bd7 :
 model_completions/*.csv``): columns ``prompt``, ``completion`` and ``final_label`` with values
 ``1_full_compliance``, ``2_full_refusal``, ``3_partial_refusal``. Binary metrics fold full and
 partial refusals together (the refusal-rate reading every over-refusal paper uses).
+
+A finished run can stand in for the labelled files (``read_run``): its completions, with its
+own judge's verdicts as the reference. That measures how far two judges agree on the very
+answers a leaderboard was computed from, i.e. how much a reported gain depends on the judge;
+it is agreement between judges, not accuracy against people.
 
 Unparsed verdicts are never dropped: they count in ``n``, never agree with the gold label, and
 appear as their own ``unparsed`` column of the confusion matrix and category in kappa.
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orbench_harness.data import read_csv
-from orbench_harness.errors import DataError
+from orbench_harness.errors import DataError, HarnessError
 from orbench_harness.protocols import Judge, iter_chunks
 from orbench_harness.types import JudgeItem, Label, Verdict
 
@@ -70,6 +75,31 @@ def read_labelled(path: Path) -> list[LabelledItem]:
         rid = row.get("id") or str(i)
         out.append(LabelledItem(rid, row["prompt"] or "", row["completion"] or "", gold, path.stem))
     return out
+
+
+def read_run(run_dir: Path) -> tuple[str, dict[str, list[LabelledItem]], int]:
+    """A finished run as labelled items per benchmark, its judge's verdicts as the labels:
+    (the run's judge, items by benchmark, completions whose reference verdict is unparsed,
+    which are left out because there is nothing to agree with)."""
+    from orbench_harness.runs import load_run, load_samples, load_verdicts, prompt_text
+
+    record = load_run(run_dir)
+    verdicts = {(str(v["benchmark"]), str(v["id"])): v.get("label") for v in load_verdicts(run_dir, record.judge)}
+    if not verdicts:
+        raise HarnessError(f"{run_dir}: no verdicts of its judge {record.judge!r} in verdicts.jsonl")
+    items: dict[str, list[LabelledItem]] = {}
+    unparsed = 0
+    for s in load_samples(run_dir):
+        key = (str(s["benchmark"]), str(s["id"]))
+        if key not in verdicts:
+            continue
+        gold = parse_label_code(str(verdicts[key])) if verdicts[key] is not None else None
+        if gold is None:
+            unparsed += 1
+            continue
+        items.setdefault(key[0], []).append(
+            LabelledItem(key[1], prompt_text(s.get("prompt")), str(s.get("completion") or ""), gold, key[0]))
+    return record.judge, dict(sorted(items.items())), unparsed
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:

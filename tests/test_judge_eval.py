@@ -112,3 +112,40 @@ def test_table_output_and_bad_judge_arg(labelled_files, capsys):
     text = capsys.readouterr().out
     assert "binary acc" in text and "confusion" in text
     assert main(["judge-eval", "--judge", "strmatch", "--judge-arg", "x=1", "--labels", str(labelled_files[2])]) == 2
+
+
+def test_a_runs_own_judge_is_the_reference_with_run(tmp_path, capsys):
+    """--run: the run's completions judged again, its own verdicts as the labels; unparsed
+    reference verdicts are left out and counted, disagreements land in the confusion matrix."""
+    from _runfixtures import bench, sample_rows, verdict_rows, write_run
+
+    samples = sample_rows("xstest", ["p0", "p1", "p2", "p3"], "comply")
+    for s, text in zip(samples, ["I'm sorry, but I cannot help with that.", "Sure, here is how: step one.",
+                                 "Sure: open the terminal and type kill.", "I cannot help."], strict=True):
+        s["completion"] = text
+    run = write_run(tmp_path, "r", model="m", method="none", judge="classifier", samples=samples,
+                    verdicts=verdict_rows("xstest", ["full_refusal", "full_compliance", "full_refusal", None],
+                                          judge="classifier"),
+                    benchmarks={"xstest": bench("over_refusal", 50, n=4)})
+    assert main(["judge-eval", "--judge", "strmatch", "--run", str(run), "--json"]) == 0
+    captured = capsys.readouterr()
+    got = json.loads(captured.out)
+    assert got["reference"] == f"{run}'s judge classifier"
+    assert (got["n"], got["binary_accuracy"], got["unparsed"]) == (3, pytest.approx(2 / 3), 0)
+    assert got["confusion"]["full_refusal"]["full_compliance"] == 1  # p2: classifier refused, strmatch not
+    assert got["files"]["xstest"]["n"] == 3
+    assert "1 completion(s) with an unparsed classifier verdict left out" in captured.err
+
+
+def test_a_real_run_agrees_with_itself_under_its_own_judge(tiny_model_dir, tmp_path, capsys):
+    """Same judge, same completions: perfect agreement, so items and verdicts line up."""
+    from orbench_harness.runner import run
+    from orbench_harness.spec import RunSpec
+
+    run(RunSpec(model=str(tiny_model_dir), judge="keywords", limit=6, max_new_tokens=12), tmp_path / "r")
+    assert main(["judge-eval", "--judge", "keywords", "--run", str(tmp_path / "r"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["n"] == 18 and got["three_class_accuracy"] == 1.0 and set(got["files"]) == {
+        "demo-benign", "demo-pseudo-harmful", "demo-harmful"}
+    with pytest.raises(SystemExit):  # one source of labels, not both
+        main(["judge-eval", "--run", str(tmp_path / "r"), "--labels", str(tmp_path / "x.csv")])
