@@ -94,13 +94,12 @@ class MyMethod:
     def apply(self, model: ModelHandle, artifact: dict[str, Any]) -> Iterator[Policy]:
         """The model itself, with a hook on the steered block for as long as the block lasts."""
         hf = _hf(model, self.name)
-        param = next(hf.model.parameters())
-        shift = (self.cfg.alpha * artifact["direction"]).to(param.device, param.dtype)
+        shift = self.cfg.alpha * artifact["direction"]  # float32, on the CPU
 
         def steer(module: Any, inputs: Any, output: Any) -> Any:
-            if isinstance(output, tuple):  # some blocks return (hidden, extras...)
-                return (output[0] - shift, *output[1:])
-            return output - shift
+            h = output[0] if isinstance(output, tuple) else output  # some blocks return (hidden, ...)
+            h = h - shift.to(h.device, h.dtype)  # the block's own device: models split over GPUs too
+            return (h, *output[1:]) if isinstance(output, tuple) else h
 
         with hf.hooks(forward=[(hf.layer_name(artifact["layer"]), steer)]):
             yield hf
