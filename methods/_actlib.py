@@ -11,7 +11,7 @@ output of block l (the residual stream after it), i.e. ``hidden_states[l + 1]``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orbench_harness.errors import CapabilityError
@@ -120,8 +120,34 @@ def last_positions(mask: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def all_layers_last_token(model: HFModel, prompts: Sequence[Prompt], batch_size: int = 16) -> torch.Tensor:
-    """Block outputs at the last token for every layer, [n, n_layers, d] (embeddings dropped)."""
-    return model.hidden_states(prompts, batch_size=batch_size)[:, 1:, :]
+    """Every block's output at the last token, [n, n_layers, d], read by hooks on the blocks.
+
+    Not ``output_hidden_states``: transformers puts the final norm's output in its last entry,
+    so the last block's own output, the quantity ACTOR measures and trains at every other
+    layer, is not there, and a silhouette score on the normed states would rank that layer on
+    a different geometry from the others.
+    """
+    import torch
+
+    rows = encode_all(model, prompts)
+    n_layers = len(model.layers)
+
+    def run(start: int, stop: int) -> torch.Tensor:
+        ids, mask = model.left_pad(rows[start:stop])  # left-padded: the last token is position -1
+        seen: dict[int, torch.Tensor] = {}
+
+        def capture(i: int) -> Callable[..., None]:
+            def hook(module: Any, inputs: Any, output: Any) -> None:
+                hs = output[0] if isinstance(output, tuple) else output
+                seen[i] = hs[:, -1, :].float().cpu()
+            return hook
+
+        with torch.inference_mode(), model.hooks(forward=[(model.layer_name(i), capture(i)) for i in range(n_layers)]):
+            model.forward(ids, mask, use_cache=False, logits_to_keep=1)
+        return torch.stack([seen[i] for i in range(n_layers)], dim=1)
+
+    chunks = model.batches([len(r) for r in rows], batch_size, run, "reading the states of")
+    return torch.cat([t for _, _, t in chunks], dim=0)
 
 
 def mean_difference(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

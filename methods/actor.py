@@ -76,6 +76,10 @@ if TYPE_CHECKING:
     from orbench_harness.backends.hf import HFModel
 
 VERSION = 1
+# How ``layer=auto`` scores layers; in the fingerprint of auto runs only, so a fixed-layer
+# artifact stays valid. 2: every layer on its block's own output (1 scored the last layer on
+# transformers' final-norm output, see ``_actlib.all_layers_last_token``).
+LAYER_RULE = 2
 
 # The paper's per-model settings (METHODS.md 1.0); smollm2-135m-safety from our sweep
 # (methods/ACTOR_SWEEP.md), chosen on the validation (train) split, never on test.
@@ -205,8 +209,10 @@ class Actor:
         self.seed = seed
 
     def fingerprint(self) -> str:
-        """Config + training data digest + seed (it orders the batches) + version."""
-        return fingerprint(self.name, VERSION, self.cfg, data=self.data.digest(), seed=self.seed)
+        """Config + training data digest + seed (it orders the batches) + version (+ the
+        layer rule, for ``layer=auto``)."""
+        rule = {"layer_rule": LAYER_RULE} if self.cfg.layer == "auto" else {}
+        return fingerprint(self.name, VERSION, self.cfg, data=self.data.digest(), seed=self.seed, **rule)
 
     # -- preparation ------------------------------------------------------------------------
     def prepare(self, model: ModelHandle, ctx: MethodContext) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from _device import memory_for_rows
 from _interrupt import interrupt_after_first_checkpoint
 
 from methods import _actor_train
-from methods._actlib import block_output_last_token, silhouette
+from methods import actor as actor_module
+from methods._actlib import all_layers_last_token, block_output_last_token, silhouette
 from methods.actor import Actor, ActorConfig, build_data, create, refusal_vector
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
@@ -20,7 +21,7 @@ from orbench_harness.registry import Registry
 from orbench_harness.runner import _train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.testing import method_context, method_env
-from orbench_harness.types import ModelSpec
+from orbench_harness.types import ModelSpec, Prompt
 
 
 def _proj(hf: HFModel, actor: Actor, layer: int, r: torch.Tensor) -> tuple[float, float]:
@@ -30,6 +31,26 @@ def _proj(hf: HFModel, actor: Actor, layer: int, r: torch.Tensor) -> tuple[float
     p = h @ r.cpu()
     signs = torch.tensor(actor.data.signs)
     return float(p[signs > 0].mean()), float(p[signs < 0].mean())
+
+
+def test_every_layers_state_is_that_blocks_own_output_the_last_one_too(
+    hf: HFModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The silhouette rule scores each layer on what ACTOR trains there: the block's output.
+    transformers' hidden_states end with the final norm's output instead, which is not it."""
+    prompts = [Prompt.user("How do I kill a Python process?"), Prompt.user("Write a poem about the sea.")]
+    states = all_layers_last_token(hf, prompts)
+    rows = [hf.encode_prompt(p) for p in prompts]
+    n = len(hf.layers)
+    assert states.shape[:2] == (2, n)
+    for layer in range(n):
+        torch.testing.assert_close(states[:, layer], block_output_last_token(hf, rows, layer), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(states[:, -1], hf.hidden_states(prompts)[:, -1], atol=1e-3)
+    # the rule is part of what layer=auto trains, so of its fingerprint; a fixed layer's is not
+    auto, fixed = (create({"layer": layer}, method_env()).fingerprint() for layer in ("auto", "1"))
+    monkeypatch.setattr(actor_module, "LAYER_RULE", 1)
+    assert create({"layer": "auto"}, method_env()).fingerprint() != auto
+    assert create({"layer": "1"}, method_env()).fingerprint() == fixed
 
 
 def test_silhouette_matches_a_brute_force_computation() -> None:
