@@ -5,7 +5,9 @@ chat template's assistant prefix (``[/INST]`` for Llama-2, ``<|im_start|>assista
 ChatML models). Prompts are left-padded, so it is position -1 of every row.
 
 Layers: ``layer`` is a 0-based decoder-block index and "the activation at layer l" is the
-output of block l (the residual stream after it), i.e. ``hidden_states[l + 1]``.
+output of block l (the residual stream after it), read by a hook on the block: that is
+``hidden_states[l + 1]`` for every block but the last, whose entry there is the final norm's
+output instead.
 """
 
 from __future__ import annotations
