@@ -356,7 +356,11 @@ class HFModel:
         raise HarnessError(f"cannot find the decoder blocks of {type(self.model).__name__}")
 
     def hidden_states(self, prompts: Sequence[Prompt], batch_size: int = 8) -> torch.Tensor:
-        """Residual stream at the last prompt token: [n_prompts, n_layers + 1, d_model]."""
+        """Residual stream at the last prompt token: [n_prompts, n_layers + 1, d_model], as
+        transformers returns it: entry 0 is the embeddings and entry l + 1 block l's output,
+        except the last entry, which is the final norm's output; a forward hook's change to a
+        block's output shows from the next entry on (transformers 5). To read what a block
+        hands on, hook the block (``hooks``, ``layer_name``)."""
         import torch
 
         rows = [self.encode_prompt(p) for p in prompts]
