@@ -113,6 +113,34 @@ class JsonlLog:
         os.replace(tmp, self.path)
 
 
+LOCK_FILE = ".lock"
+
+
+def lock_holder(run_dir: Path, proc_locks: Path = Path("/proc/locks")) -> int | None:
+    """The pid holding ``run_dir``'s run lock (``RunStore.locked``), 0 when a holder exists but
+    its pid is not visible here (another pid namespace), None when nobody holds it.
+
+    Read from Linux's ``/proc/locks`` rather than by trying the lock: taking it, even for a
+    moment, could make a run starting at that moment stop as if the directory were in use.
+    Where ``/proc/locks`` cannot be read, the answer is None (not known to be held).
+    """
+    try:
+        st = (run_dir / LOCK_FILE).stat()
+        table = proc_locks.read_text()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 12345 fe:00:2146332 0 EOF" (a "->" marks a waiter)
+        if len(fields) >= 6 and fields[1] == "FLOCK" and "->" not in fields and fields[5] == device:
+            try:
+                return max(int(fields[4]), 0)
+            except ValueError:
+                return 0
+    return None
+
+
 class RunStore:
     """One run's directory."""
 
@@ -139,7 +167,7 @@ class RunStore:
         """
         import fcntl
 
-        with (self.dir / ".lock").open("a") as f:
+        with (self.dir / LOCK_FILE).open("a") as f:
             held = True
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.serve",
     "orbench_harness.cli.train_classifier",
     "orbench_harness.cli.new",
+    "orbench_harness.cli.status",
 )
 
 
