@@ -9,6 +9,8 @@ read, so running and stopped look alike; ``damaged``, a run file that cannot be 
 model and method, generations and verdicts done out of the run's prompts, and ``idle``, the
 time since it last wrote anything. A stopped run resumes where it stopped when its own command (printed
 below the table) is run again. Nothing is locked or written: it is safe beside live runs.
+On a filesystem without locks (some NFS set-ups, where the run warns that it cannot lock its
+directory) a live run shows as stopped; a small ``idle`` time gives it away.
 """
 
 from __future__ import annotations
