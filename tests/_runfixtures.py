@@ -10,6 +10,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+KILL_HARNESS = str(Path(__file__).with_name("_kill_harness.py"))  # the CLI plus a slow judge
+
+
+def line_count(path: Path) -> int:
+    """Newline-terminated records in a file a live run appends to (0 before it exists)."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
 
 def sha(text: str) -> str:
     """A stand-in data-file hash."""

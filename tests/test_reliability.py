@@ -15,19 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-SCRIPT = str(Path(__file__).with_name("_kill_harness.py"))
-
-
-def _lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
+from _runfixtures import KILL_HARNESS, line_count
 
 
 def _cmd(model: Path, out: Path) -> list[str]:
-    return [sys.executable, SCRIPT, "run", "--model", str(model), "--method", "actor",
+    return [sys.executable, KILL_HARNESS, "run", "--model", str(model), "--method", "actor",
             "--method-arg", "epochs=3", "--method-arg", "layer=1", "--method-arg", "lr=3e-3",
             "--method-arg", "alpha=0.01", "--benchmark", "demo", "--judge", "slow-strmatch",
             "--judge-batch-size", "4", "--batch-size", "1", "--max-new-tokens", "24", "--out", str(out)]
@@ -58,14 +50,14 @@ def test_killed_at_ten_points_resumes_to_the_uninterrupted_result(tiny_model_dir
     points: list[tuple[str, Callable[[], bool]]] = [
         ("during start-up", lambda: True),
         ("during training, after an epoch checkpoint", checkpoint_exists),
-        ("generation: 3 samples", lambda: _lines(samples) >= 3),
-        ("generation: 12 samples", lambda: _lines(samples) >= 12),
-        ("generation: 25 samples", lambda: _lines(samples) >= 25),
-        ("generation: 40 samples", lambda: _lines(samples) >= 40),
-        ("judging: 4 verdicts", lambda: _lines(verdicts) >= 4),
-        ("judging: 16 verdicts", lambda: _lines(verdicts) >= 16),
-        ("judging: 28 verdicts", lambda: _lines(verdicts) >= 28),
-        ("judging: 44 verdicts", lambda: _lines(verdicts) >= 44),
+        ("generation: 3 samples", lambda: line_count(samples) >= 3),
+        ("generation: 12 samples", lambda: line_count(samples) >= 12),
+        ("generation: 25 samples", lambda: line_count(samples) >= 25),
+        ("generation: 40 samples", lambda: line_count(samples) >= 40),
+        ("judging: 4 verdicts", lambda: line_count(verdicts) >= 4),
+        ("judging: 16 verdicts", lambda: line_count(verdicts) >= 16),
+        ("judging: 28 verdicts", lambda: line_count(verdicts) >= 28),
+        ("judging: 44 verdicts", lambda: line_count(verdicts) >= 44),
     ]
     killed = 0
     for label, ready in points:
@@ -99,7 +91,7 @@ def test_two_processes_running_at_once_on_one_cache(tiny_model_dir: Path, tmp_pa
         assert p.returncode == 0, err.decode()[-2000:]
     assert _benchmarks(tmp_path / "a") == _benchmarks(tmp_path / "b")
     for n in ("a", "b"):
-        assert _lines(tmp_path / n / "samples.jsonl") == 48
+        assert line_count(tmp_path / n / "samples.jsonl") == 48
 
 
 def test_damaged_cache_and_run_files_are_recomputed(tiny_model_dir: Path, tmp_path: Path,
@@ -123,7 +115,7 @@ def test_damaged_cache_and_run_files_are_recomputed(tiny_model_dir: Path, tmp_pa
     assert "corrupted" in err and str(out / "samples.jsonl") in " ".join(err.split())
     assert again["benchmarks"] == first["benchmarks"]
     assert json.loads((out / "results.json").read_text()) == again  # rewritten, as report's warning says
-    assert _lines(out / "samples.jsonl") == 12 and _lines(out / "verdicts.jsonl") == 12
+    assert line_count(out / "samples.jsonl") == 12 and line_count(out / "verdicts.jsonl") == 12
 
 
 @contextlib.contextmanager
@@ -190,21 +182,22 @@ def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tiny_model_dir: Path, tmp
         (c / "models").symlink_to(os.environ["ORBENCH_CACHE_DIR"] + "/models")
     args = ["run", "--model", str(tiny_model_dir), "--benchmark", "demo", "--judge", "slow-strmatch",
             "--judge-batch-size", "4", "--max-new-tokens", "8"]
-    subprocess.run([sys.executable, SCRIPT, *args, "--out", str(tmp_path / "ref")], env=_env(ref_cache), check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, KILL_HARNESS, *args, "--out", str(tmp_path / "ref")], env=_env(ref_cache),
+                   check=True, capture_output=True)
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, SCRIPT, *args, "--out", str(out)], env=_env(cache),
+    proc = subprocess.Popen([sys.executable, KILL_HARNESS, *args, "--out", str(out)], env=_env(cache),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while proc.poll() is None and _lines(out / "verdicts.jsonl") < 8 and time.time() < deadline:
+    while proc.poll() is None and line_count(out / "verdicts.jsonl") < 8 and time.time() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, "the run finished before the signal"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err.decode()[-2000:]
     assert "terminated (SIGTERM); everything finished so far is saved" in " ".join(err.decode().split())
-    assert 8 <= _lines(out / "verdicts.jsonl") < 48
-    subprocess.run([sys.executable, SCRIPT, *args, "--out", str(out)], env=_env(cache), check=True, capture_output=True)
+    assert 8 <= line_count(out / "verdicts.jsonl") < 48
+    subprocess.run([sys.executable, KILL_HARNESS, *args, "--out", str(out)], env=_env(cache), check=True,
+                   capture_output=True)
     assert _benchmarks(out) == _benchmarks(tmp_path / "ref")
 
 
@@ -214,11 +207,11 @@ def test_a_second_run_on_the_same_out_stops_at_once(tiny_model_dir: Path, tmp_pa
     SIGKILLed holder frees it too: the kill test above re-runs into its directory ten times)."""
     cache = Path(os.environ["ORBENCH_CACHE_DIR"])
     out = tmp_path / "run"
-    args = [sys.executable, SCRIPT, "run", "--model", str(tiny_model_dir), "--benchmark", "demo",
+    args = [sys.executable, KILL_HARNESS, "run", "--model", str(tiny_model_dir), "--benchmark", "demo",
             "--judge", "slow-strmatch", "--judge-batch-size", "4", "--max-new-tokens", "8", "--out", str(out)]
     first = subprocess.Popen(args, env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while first.poll() is None and _lines(out / "verdicts.jsonl") < 4 and time.time() < deadline:
+    while first.poll() is None and line_count(out / "verdicts.jsonl") < 4 and time.time() < deadline:
         time.sleep(0.01)
     assert first.poll() is None, "the first run finished too early"
     second = subprocess.run(args, env=_env(cache), capture_output=True, timeout=120)
@@ -229,7 +222,7 @@ def test_a_second_run_on_the_same_out_stops_at_once(tiny_model_dir: Path, tmp_pa
     finished = _benchmarks(out)
     again = subprocess.run(args, env=_env(cache), capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
-    assert _benchmarks(out) == finished and _lines(out / "verdicts.jsonl") == 48
+    assert _benchmarks(out) == finished and line_count(out / "verdicts.jsonl") == 48
 
 
 def test_a_cache_on_a_full_disk_is_reported_and_left_in_place(tmp_path: Path) -> None:

@@ -12,32 +12,24 @@ import time
 from pathlib import Path
 
 import pytest
+from _runfixtures import KILL_HARNESS, line_count
 
 from orbench_harness.cli import main
 from orbench_harness.runstatus import describe_idle, status_of
 from orbench_harness.store import lock_holder
-
-SCRIPT = str(Path(__file__).with_name("_kill_harness.py"))
-
-
-def _lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
 
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="reads Linux's /proc/locks")
 def test_running_then_killed_then_resumed(tiny_model_dir: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    args = [sys.executable, SCRIPT, "run", "--model", str(tiny_model_dir), "--benchmark", "demo",
+    args = [sys.executable, KILL_HARNESS, "run", "--model", str(tiny_model_dir), "--benchmark", "demo",
             "--judge", "slow-strmatch", "--judge-batch-size", "4", "--max-new-tokens", "8", "--out", str(out)]
     env = {**os.environ, "ORBENCH_NO_PROGRESS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
-        while proc.poll() is None and _lines(out / "verdicts.jsonl") < 4 and time.time() < deadline:
+        while proc.poll() is None and line_count(out / "verdicts.jsonl") < 4 and time.time() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, "the run finished before it could be watched"
         live = status_of(out)
