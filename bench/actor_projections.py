@@ -38,20 +38,21 @@ def main() -> None:
 
     import torch
 
-    from methods._actlib import block_output_last_token
-    from methods._actor_train import load_artifact
-    from methods.actor import anchor_means, create, swapped_blocks
     from orbench_harness.backends.hf import HFBackend
     from orbench_harness.data import DataSource
+    from orbench_harness.methodkit.activations import block_output_last_token, swapped_blocks
     from orbench_harness.protocols import MethodEnv
     from orbench_harness.registry import Registry
-    from orbench_harness.runner import _train_sampler
+    from orbench_harness.runner import train_sampler
     from orbench_harness.spec import RunSpec
     from orbench_harness.types import Sample
+    from orbench_methods.actor import create
+    from orbench_methods.actor.anchors import anchor_means
+    from orbench_methods.actor.training import load_artifact
 
     reg = Registry()
     spec = reg.resolve_model(args.model)
-    sampler = _train_sampler(reg, RunSpec(model=args.model, method="actor", seed=0, data_dir=args.data_dir))
+    sampler = train_sampler(reg, RunSpec(model=args.model, method="actor", seed=0, data_dir=args.data_dir))
     actor = create({}, MethodEnv(spec, 0, sampler, args.data_dir))
     hf = HFBackend().load(spec)
     data, layer = actor.data, args.layer

@@ -7,7 +7,7 @@
 Each method runs in its own subprocess (so peak memory is per variant): load the model with
 the hf backend (on the CPU unless ``--device`` names a GPU; the model's own precision, float32
 for the embedded organism), build the method through the registry (both get their prompts from
-``methods.actor.build_data``, with the same data options and seed), then time ``prepare`` in a
+``orbench_methods.actor.build_data``, with the same data options and seed), then time ``prepare`` in a
 fresh, empty artifact directory, so a cached artifact or checkpoint never makes it look instant.
 
 Measured per method: ``prepare`` wall time, and the ``train_seconds`` the method writes to its
@@ -47,7 +47,7 @@ def _worker(variant: str, model_name: str, data: str, data_dir: str, epochs: int
     from orbench_harness.backends.hf import HFBackend
     from orbench_harness.protocols import MethodContext, MethodEnv
     from orbench_harness.registry import Registry
-    from orbench_harness.runner import _train_sampler
+    from orbench_harness.runner import train_sampler
     from orbench_harness.spec import RunSpec
 
     registry = Registry()
@@ -59,7 +59,7 @@ def _worker(variant: str, model_name: str, data: str, data_dir: str, epochs: int
     load_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    env = MethodEnv(model=spec, seed=run_spec.seed, train_samples=_train_sampler(registry, run_spec),
+    env = MethodEnv(model=spec, seed=run_spec.seed, train_samples=train_sampler(registry, run_spec),
                     data_dir=run_spec.data_dir)
     method = registry.create("methods", variant, {"data": data, "epochs": str(epochs)}, env)
     data_seconds = time.perf_counter() - t0

@@ -96,9 +96,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from methods._actlib import mean_difference
     from orbench_harness.backends.hf import HFBackend
     from orbench_harness.data import DataSource
+    from orbench_harness.methodkit.activations import mean_difference
     from orbench_harness.registry import Registry
 
     reg = Registry()
@@ -143,7 +143,7 @@ def main() -> None:
 def states(hf: HFModel, samples: list[Sample]) -> torch.Tensor:
     """Block outputs at the last prompt token for every layer, float64 (the last one is read
     after the final norm, as transformers returns it)."""
-    from methods._actlib import all_layers_last_token, prompts_of
+    from orbench_harness.methodkit.activations import all_layers_last_token, prompts_of
 
     return all_layers_last_token(hf, prompts_of(samples)).double()
 

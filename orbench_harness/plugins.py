@@ -22,22 +22,69 @@ from orbench_harness import hookspecs
 
 ENTRY_POINT_GROUP = "orbench_harness"
 
+# Every built-in plugin module, registered exactly as a third-party plugin is. The core names
+# them only as strings: it imports no plugin package (the layer contract in pyproject.toml).
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    # core: model aliases and backends
     "orbench_harness.models",
     "orbench_harness.backends",
-    "methods.none",
-    "judges.strmatch",
-    "benchmarks.demo",
+    # methods
+    "orbench_methods.none",
+    "orbench_methods.actor",
+    "orbench_methods.scans",
+    "orbench_methods.surgical",
+    "orbench_methods.self_cd",
+    "orbench_methods.safe_decoding",
+    "orbench_methods.sft",
+    "orbench_methods.dro",
+    # judges
+    "orbench_judges.strmatch",
+    "orbench_judges.keywords",
+    "orbench_judges.llm",
+    "orbench_judges.classifier",
+    # benchmarks
+    "orbench_benchmarks.demo",
+    "orbench_benchmarks.xstest",
+    "orbench_benchmarks.scope",
+    "orbench_benchmarks.orbench",
+    "orbench_benchmarks.orbench_borderline",
+    "orbench_benchmarks.phtest",
+    "orbench_benchmarks.oktest",
+    "orbench_benchmarks.advbench",
+    "orbench_benchmarks.hexphi",
+    "orbench_benchmarks.koala",
+    "orbench_benchmarks.alpaca_eval",
+    "orbench_benchmarks.coconot",
+    "orbench_benchmarks.jailbreakbench",
+    "orbench_benchmarks.sorry_bench",
+    "orbench_benchmarks.gsm8k",
+    "orbench_benchmarks.sql1k",
+    "orbench_benchmarks.ultrachat",
+    "orbench_benchmarks.truthfulqa",
+    "orbench_benchmarks.alpaca",
+    "orbench_benchmarks.harmful_train",
+    "orbench_benchmarks.harmbench_contextual",
+    "orbench_benchmarks.suites",
+    "orbench_benchmarks.mmlu",
+    "orbench_benchmarks.wikitext2",
+    "orbench_benchmarks.mt_bench",
+    "orbench_benchmarks.prompt_file",
+    # reporters
+    "orbench_reports.markdown",
+    "orbench_reports.html",
+    "orbench_reports.csv_report",
+    "orbench_reports.json_report",
 )
 
+# Plugin names before 0.2 (``methods.actor``), still accepted by ORBENCH_DISABLE_PLUGINS and
+# ``blocked``: the built-in packages moved under ``orbench_*`` names (CHANGELOG 0.2).
+_OLD_PACKAGES = ("methods", "judges", "benchmarks", "reports")
 
-def _extra_builtins() -> tuple[str, ...]:
-    """Built-in modules contributed by later issues; listed in ``methods/__init__`` etc."""
-    mods: list[str] = []
-    for pkg in ("methods", "judges", "benchmarks", "reports"):
-        module = importlib.import_module(pkg)
-        mods.extend(getattr(module, "PLUGINS", ()))
-    return tuple(mods)
+
+def canonical_name(name: str) -> str:
+    """A plugin name as registered: a pre-0.2 built-in name maps to its new module."""
+    head, dot, rest = name.partition(".")
+    return f"orbench_{head}.{rest}" if dot and head in _OLD_PACKAGES else name
 
 
 def get_plugin_manager(
@@ -49,10 +96,10 @@ def get_plugin_manager(
     """A fresh manager with the hookspecs, the built-ins and (optionally) entry points."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    blocked_names = set(blocked) | _env_list("ORBENCH_DISABLE_PLUGINS")
+    blocked_names = {canonical_name(n) for n in set(blocked) | _env_list("ORBENCH_DISABLE_PLUGINS")}
     for name in blocked_names:
         pm.set_blocked(name)
-    names = tuple(builtins) if builtins is not None else BUILTIN_PLUGINS + _extra_builtins()
+    names = tuple(builtins) if builtins is not None else BUILTIN_PLUGINS
     for modname in dict.fromkeys(names):
         if modname in blocked_names:
             continue

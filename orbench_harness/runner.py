@@ -61,7 +61,7 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
     model = replace(model, chat_template=spec.chat_template or model.chat_template, dtype=spec.dtype or model.dtype)
     backend: Backend = registry.create("backends", spec.backend, dict(spec.backend_args))
     model = concrete(backend, model)
-    env = MethodEnv(model=model, seed=spec.seed, train_samples=_train_sampler(registry, spec), data_dir=spec.data_dir)
+    env = MethodEnv(model=model, seed=spec.seed, train_samples=train_sampler(registry, spec), data_dir=spec.data_dir)
     method: Method = registry.create("methods", spec.method, dict(spec.method_args), env)
     judge: Judge = registry.create("judges", spec.judge, dict(spec.judge_args))
     missing = set(method.requires) - set(backend.capabilities)
@@ -106,7 +106,7 @@ def concrete(backend: Backend, model: ModelSpec) -> ModelSpec:
     return fn(model) if fn is not None else model
 
 
-def _train_sampler(registry: Registry, spec: RunSpec) -> Callable[[str], list[Sample]]:
+def train_sampler(registry: Registry, spec: RunSpec) -> Callable[[str], list[Sample]]:
     """Train-split access for methods: the only split a method may read."""
     cache: dict[str, list[Sample]] = {}
 
@@ -141,7 +141,7 @@ class LazyPolicy:
             ctx = MethodContext(
                 seed=r.spec.seed,
                 artifact_dir=artifact_dir(r.model, r.method),
-                train_samples=_train_sampler(Registry(), r.spec),
+                train_samples=train_sampler(Registry(), r.spec),
                 log=self.log,
                 options={"data_dir": r.spec.data_dir},
             )

@@ -95,13 +95,13 @@ def method_env(
     demo sets offline, the named benchmarks from ``data_dir`` (or the hub)."""
     from orbench_harness.protocols import MethodEnv
     from orbench_harness.registry import Registry
-    from orbench_harness.runner import _train_sampler
+    from orbench_harness.runner import train_sampler
     from orbench_harness.spec import RunSpec
     from orbench_harness.types import ModelSpec
 
     spec = RunSpec(model=name, seed=seed, data_dir=data_dir)
     return MethodEnv(model=ModelSpec(name=name, source=name, adapter=adapter), seed=seed,
-                     train_samples=_train_sampler(Registry(), spec), data_dir=data_dir)
+                     train_samples=train_sampler(Registry(), spec), data_dir=data_dir)
 
 
 def method_context(
@@ -116,10 +116,10 @@ def method_context(
     ``method_env`` reads them. Log lines are dropped unless ``log`` takes them."""
     from orbench_harness.protocols import MethodContext
     from orbench_harness.registry import Registry
-    from orbench_harness.runner import _train_sampler
+    from orbench_harness.runner import train_sampler
     from orbench_harness.spec import RunSpec
 
     artifact_dir.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(model="tiny", seed=seed, data_dir=data_dir)
-    return MethodContext(seed=seed, artifact_dir=artifact_dir, train_samples=_train_sampler(Registry(), spec),
+    return MethodContext(seed=seed, artifact_dir=artifact_dir, train_samples=train_sampler(Registry(), spec),
                          log=log or (lambda line: None))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from judges.strmatch import StrMatchJudge
 from orbench_harness import hookimpl, plugins
 from orbench_harness.types import JudgeItem, Verdict
+from orbench_judges.strmatch import StrMatchJudge
 
 
 class SlowJudge(StrMatchJudge):

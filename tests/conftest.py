@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from _device import load as load_on_device
 
+from _device import load as load_on_device
 from orbench_harness.testing import make_tiny_model
 
 if TYPE_CHECKING:

@@ -7,21 +7,23 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from _device import memory_for_rows
 from _interrupt import interrupt_after_first_checkpoint
-
-from methods import _actor_train
-from methods import actor as actor_module
-from methods._actlib import all_layers_last_token, block_output_last_token, silhouette
-from methods.actor import Actor, ActorConfig, build_data, create, refusal_vector
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.activations import all_layers_last_token, block_output_last_token, silhouette
+from orbench_harness.methodkit.pools import build_data
 from orbench_harness.protocols import MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import _train_sampler
+from orbench_harness.runner import train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import ModelSpec, Prompt
+from orbench_methods import actor as actor_module
+from orbench_methods.actor import Actor, ActorConfig, create
+from orbench_methods.actor import training as actor_train
+from orbench_methods.actor.anchors import anchor_means, anchor_means_tail, refusal_vector
 
 
 def _proj(hf: HFModel, actor: Actor, layer: int, r: torch.Tensor) -> tuple[float, float]:
@@ -70,13 +72,13 @@ def test_silhouette_matches_a_brute_force_computation() -> None:
 def test_shift_forms() -> None:
     h = torch.tensor([[1.0, -2.0], [-3.0, 0.0]])
     r = torch.tensor([2.0, 0.0])
-    mag = _actor_train._shift(ActorConfig(alpha=0.5), h, r)
+    mag = actor_train._shift(ActorConfig(alpha=0.5), h, r)
     assert torch.allclose(mag, torch.tensor([[2.0, 0.0], [6.0, 0.0]]))  # 0.5 * |h.r| * r
-    signed = _actor_train._shift(ActorConfig(alpha=0.5, sign="signed"), h, r)
+    signed = actor_train._shift(ActorConfig(alpha=0.5, sign="signed"), h, r)
     assert torch.allclose(signed, torch.tensor([[2.0, 0.0], [-6.0, 0.0]]))
-    unit = _actor_train._shift(ActorConfig(alpha=0.5, projection="unit"), h, r)
+    unit = actor_train._shift(ActorConfig(alpha=0.5, projection="unit"), h, r)
     assert torch.allclose(unit, torch.tensor([[0.5, 0.0], [1.5, 0.0]]))  # 0.5 * |h.r^| * r^
-    uniform = _actor_train._shift(ActorConfig(targets="uniform", beta=2.0), h, r)
+    uniform = actor_train._shift(ActorConfig(targets="uniform", beta=2.0), h, r)
     assert torch.allclose(uniform, torch.tensor([[4.0, 0.0], [4.0, 0.0]]))
 
 
@@ -86,16 +88,16 @@ def test_hinge_shifts_only_queries_on_the_wrong_side_of_the_midpoint() -> None:
     h = torch.tensor([[3.0, 0.0], [0.0, 0.0], [3.0, 9.0], [-1.0, 0.0]])
     signs = torch.tensor([-1.0, -1.0, 1.0, 1.0])  # benign, benign, harmful, harmful
     cfg = ActorConfig(alpha=0.5, sign="hinge")
-    shift = _actor_train._shift(cfg, h, r, signs, mid)
+    shift = actor_train._shift(cfg, h, r, signs, mid)
     # benign past the boundary by (3-1)*2 = 4 -> 0.5*4*r; benign on its own side -> 0;
     # harmful on its own side -> 0; harmful 2 units on the benign side -> 0.5*4*r
     assert torch.allclose(shift, torch.tensor([[4.0, 0.0], [0.0, 0.0], [0.0, 0.0], [4.0, 0.0]]))
     target = h + signs[:, None] * shift
     assert target[0, 0] < h[0, 0] and target[3, 0] > h[3, 0]  # both moved towards their own side
     with pytest.raises(ValueError, match="hinge"):
-        _actor_train._shift(cfg, h, r)
+        actor_train._shift(cfg, h, r)
     # hinge_benign: the benign side as above, every harmful query by its full distance
-    benign_only = _actor_train._shift(ActorConfig(alpha=0.5, sign="hinge_benign"), h, r, signs, mid)
+    benign_only = actor_train._shift(ActorConfig(alpha=0.5, sign="hinge_benign"), h, r, signs, mid)
     assert torch.allclose(benign_only, torch.tensor([[4.0, 0.0], [0.0, 0.0], [4.0, 0.0], [4.0, 0.0]]))
 
 
@@ -147,8 +149,6 @@ def test_training_moves_activations_the_way_the_paper_says(hf: HFModel, tmp_path
 def test_hinge_training_pulls_wrong_side_queries_back(hf: HFModel, tmp_path: Path) -> None:
     """``sign=hinge``: the total distance of queries past the midpoint (on the other class's
     side) shrinks, measured against the untrained model's refusal vector and midpoint."""
-    from methods.actor import anchor_means
-
     actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1", "sign": "hinge"}, method_env())
     r, mid = (t.cpu() for t in anchor_means(hf, actor.data, 1))
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
@@ -186,8 +186,6 @@ class _Untrained:
 
 
 def _untrained(hf: HFModel) -> _Untrained:
-    from methods.actor import anchor_means
-
     base = create({**_HINGE_ARGS, "sign": "hinge"}, method_env())
     r, mid = (t.cpu() for t in anchor_means(hf, base.data, 1))
     rows = [hf.encode_prompt(s.as_prompt()) for s in base.data.queries]
@@ -256,9 +254,7 @@ def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path)
     """``positions=post_instruction``: the loss covers the template suffix every prompt ends
     with, so even its *first* token is trained: there the benign queries move against r and the
     two classes move apart (r measured at that position)."""
-    from methods._actlib import block_output_tail, common_suffix
-    from methods.actor import anchor_means_tail
-
+    from orbench_harness.methodkit.activations import block_output_tail, common_suffix
     actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1",
                     "positions": "post_instruction"}, method_env())
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
@@ -293,7 +289,7 @@ def test_artifact_is_cached_and_training_resumes_from_a_checkpoint(hf: HFModel, 
     full = create(args, method_env()).prepare(hf, method_context(tmp_path / "full"))
     again = create(args, method_env()).prepare(hf, method_context(tmp_path / "full"))
     assert again["meta"] == full["meta"]  # loaded, not retrained
-    interrupt_after_first_checkpoint(monkeypatch, _actor_train)
+    interrupt_after_first_checkpoint(monkeypatch, actor_train)
     with pytest.raises(KeyboardInterrupt):
         create(args, method_env()).prepare(hf, method_context(tmp_path / "killed"))
     assert (tmp_path / "killed" / "checkpoint.pt").is_file()
@@ -316,7 +312,7 @@ def test_demo_data_uses_train_splits_only() -> None:
 def test_harmful_pool_swaps_the_harmful_queries_and_keeps_the_anchors(shared_datasets: Path) -> None:
     spec = RunSpec(model="x", seed=0, data_dir=shared_datasets)
     env = MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0, data_dir=shared_datasets,
-                    train_samples=_train_sampler(Registry(), spec))
+                    train_samples=train_sampler(Registry(), spec))
     paper = build_data(ActorConfig(n_harmful=50), env)
     blunt = build_data(ActorConfig(n_harmful=50, harmful_pool="harmful-train"), env)
     pool = {s.prompt for s in env.train_samples("harmful-train")}
@@ -338,7 +334,7 @@ def test_block_outputs_do_not_depend_on_the_batch_or_its_padding(hf: HFModel) ->
     """The training forward right-pads (a fully masked left-pad row gives NaN gradients in 16-bit
     CUDA kernels) and gathers each row's own last tokens: rows of different lengths batched
     together give what each gives alone."""
-    from methods._actlib import block_output_tail
+    from orbench_harness.methodkit.activations import block_output_tail
     from orbench_harness.types import Prompt
 
     rows = [hf.encode_prompt(Prompt.user(q)) for q in ("hi", "How do I kill a Python process?",
@@ -352,16 +348,14 @@ def test_block_outputs_do_not_depend_on_the_batch_or_its_padding(hf: HFModel) ->
 def test_state_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
     """The anchor means and the untrained block's outputs (the ``hinge_keep*`` anchors) are read
     in batches that halve on out-of-memory, with the same values as one unlimited pass."""
-    from methods.actor import anchor_means_tail
-
     actor = create({"layer": "1"}, method_env())
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
     want_r, want_mid = anchor_means_tail(hf, actor.data, 1, 2, batch_size=4)
-    want_h = _actor_train._original_outputs(hf, rows, 1, 2, batch_size=4)
+    want_h = actor_train._original_outputs(hf, rows, 1, 2, batch_size=4)
     capsys.readouterr()
     with memory_for_rows(hf, 1):
         got_r, got_mid = anchor_means_tail(hf, actor.data, 1, 2, batch_size=4)
-        got_h = _actor_train._original_outputs(hf, rows, 1, 2, batch_size=4)
+        got_h = actor_train._original_outputs(hf, rows, 1, 2, batch_size=4)
     for got, want in ((got_r, want_r), (got_mid, want_mid), (got_h, want_h)):
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-4, rtol=1e-4)
     assert capsys.readouterr().err.count("continuing with batches of 1") == 3  # harmful, benign, queries

@@ -8,9 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _device import load as load_on_device
 
-from judges.strmatch import classify
+from _device import load as load_on_device
 from orbench_harness.alignment import AlignConfig, TrainConfig, align
 from orbench_harness.alignment.data import (
     IGNORE,
@@ -30,6 +29,7 @@ from orbench_harness.cli.align import parse_layers
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import ORGANISMS_DIR, resolve
 from orbench_harness.types import GenParams, Label, Prompt, Sample
+from orbench_judges.strmatch import classify
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -192,21 +192,26 @@ def test_align_is_deterministic_and_the_adapter_loads_and_changes_outputs(
 
 def test_loading_an_adapter_prints_no_library_deprecation_notice(
         tiny_model_dir: Path, datasets: Path, tmp_path: Path) -> None:
-    """peft wraps a model through an attribute transformers 5 renamed, and says so on every load
-    of a LoRA model; ``harness`` hides that notice unless ``--debug`` (which shows that the
-    notice is really raised, so the filter is what removes it)."""
+    """peft (up to 0.21) wraps a model through an attribute transformers 5 renamed, and says so on
+    every load of a LoRA model; ``harness`` hides that notice unless ``--debug``. Newer peft no
+    longer raises it, so the filter itself is checked on the notice's own text as well."""
     import warnings
+
+    from orbench_harness.cli import quiet_third_party_warnings
 
     align(_config(tiny_model_dir, datasets, lr=5e-2), tmp_path / "a")
     run = ["run", "--model", str(tmp_path / "a" / "adapter"), "--method", "none", "--benchmark", "demo",
-           "--limit", "1", "--judge", "strmatch"]
-    for debug, tokens in ((False, "2"), (True, "3")):  # another length: not answered from the cache
-        with warnings.catch_warnings(record=True) as seen:
-            warnings.simplefilter("always")
-            argv = (["--debug"] if debug else []) + run + ["--max-new-tokens", tokens, "--out", str(tmp_path / tokens)]
-            assert cli_main(argv) == 0
-        notices = [w for w in seen if "is_gradient_checkpointing" in str(w.message)]
-        assert bool(notices) == debug, (debug, [str(w.message) for w in seen])
+           "--limit", "1", "--judge", "strmatch", "--max-new-tokens", "2", "--out", str(tmp_path / "2")]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert cli_main(run) == 0
+    assert not [w for w in seen if "is_gradient_checkpointing" in str(w.message)]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_third_party_warnings()
+        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed", FutureWarning, stacklevel=1)
+        warnings.warn("an unrelated notice stays visible", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["an unrelated notice stays visible"]
 
 
 def test_align_resumes_from_its_checkpoint(tiny_model_dir: Path, datasets: Path, tmp_path: Path) -> None:
@@ -295,7 +300,7 @@ def test_align_layers_puts_lora_only_on_the_named_blocks(
 def test_first_token_weight_reweights_only_each_answers_first_token(tiny: HFModel) -> None:
     import torch
 
-    from orbench_harness.alignment.train import collate, masked_loss
+    from orbench_harness.methodkit.supervised import collate, masked_loss
 
     pad = tiny.tokenizer.pad_token_id or 0
     enc = [encode(tiny, Example("a", "harmful", "Do a bad thing", "I can't help with that.", True), 8),
@@ -376,7 +381,7 @@ def test_organism_alias_is_base_plus_shipped_adapter(name: str) -> None:
 def test_organism_refuses_harmful_and_answers_benign_offline(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _organism_available(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from benchmarks.demo import DemoBenchmark
+    from orbench_benchmarks.demo import DemoBenchmark
 
     spec = resolve(name)
     assert spec is not None

@@ -69,7 +69,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import _common
+from orbench_harness import benchkit
 from orbench_harness.cli import main
 
 XS_FILE = Path("xstest") / "xstest_prompts.csv"
@@ -150,10 +150,10 @@ def test_debug_shows_the_traceback(tiny_model_dir: Path, tmp_path: Path) -> None
 def no_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     """The hub fallback fails at once (as offline), instead of retrying a network call."""
 
-    def unreachable(src: _common.HubSource) -> _common.Rows:
-        raise _common.HubUnavailable(f"could not load {src.label} (offline)")
+    def unreachable(src: benchkit.HubSource) -> benchkit.Rows:
+        raise benchkit.HubUnavailable(f"could not load {src.label} (offline)")
 
-    monkeypatch.setattr(_common, "hub_rows", unreachable)
+    monkeypatch.setattr(benchkit, "hub_rows", unreachable)
 
 
 @pytest.mark.parametrize(

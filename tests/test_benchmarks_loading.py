@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks import gsm8k, harmful_train, oktest, orbench, phtest, scope, sorry_bench, sql1k
-from benchmarks import xstest as xs
-from benchmarks._common import HubSource, PromptBenchmark, Source, SplitRule, hub_rows, select
+from orbench_benchmarks import gsm8k, harmful_train, oktest, orbench, phtest, scope, sorry_bench, sql1k
+from orbench_benchmarks import xstest as xs
+from orbench_harness.benchkit import HubSource, PromptBenchmark, Source, SplitRule, hub_rows, select
 from orbench_harness.data import DataSource
 from orbench_harness.errors import DataError
 from orbench_harness.types import Sample
@@ -286,8 +286,8 @@ def test_local_file_wins_over_the_hub() -> None:
 def test_unreachable_hub_says_which_file_to_provide(tmp_path: Path) -> None:
     pytest.importorskip("datasets")
     code = (
-        "from benchmarks.phtest import source\n"
-        "from benchmarks._common import PromptBenchmark\n"
+        "from orbench_benchmarks.phtest import source\n"
+        "from orbench_harness.benchkit import PromptBenchmark\n"
         "from orbench_harness.data import DataSource\n"
         "from orbench_harness.errors import DataError\n"
         "try:\n"

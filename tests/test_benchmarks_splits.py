@@ -13,19 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import PLUGINS
-from benchmarks._common import PromptBenchmark
-from benchmarks.harmbench_contextual import SEPARATOR
-from benchmarks.harmful_train import normalise
+from orbench_benchmarks.harmbench_contextual import SEPARATOR
+from orbench_benchmarks.harmful_train import normalise
+from orbench_harness.benchkit import PromptBenchmark
 from orbench_harness.data import DataSource
-from orbench_harness.plugins import get_plugin_manager
+from orbench_harness.plugins import BUILTIN_PLUGINS, get_plugin_manager
 from orbench_harness.protocols import Benchmark, Split
 from orbench_harness.registry import Registry
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The prompt-set plugins (the capability benchmarks have their own tests).
 OURS = {
-    f"benchmarks.{m}" for m in (
+    f"orbench_benchmarks.{m}" for m in (
         "xstest", "scope", "orbench", "orbench_borderline", "phtest", "oktest", "advbench", "hexphi", "koala",
         "alpaca_eval", "coconot",
         "jailbreakbench", "sorry_bench", "gsm8k", "sql1k", "ultrachat", "truthfulqa", "alpaca",
@@ -85,7 +84,7 @@ def digest(text: str) -> str:
 
 
 def test_every_benchmark_is_registered_with_kind_metric_and_size(registry: Registry) -> None:
-    assert OURS.issubset(PLUGINS)
+    assert OURS.issubset(BUILTIN_PLUGINS)
     names = our_names(registry)
     assert sorted(names) == sorted(EXPECTED_SIZES)
     for e in registry.benchmarks():
@@ -219,7 +218,7 @@ def test_coconot_contrast_is_benign_lookalikes_once_each(
 def test_orbench_borderline_drops_or_bench_hard_and_its_paraphrases(
     registry: Registry, shared_datasets: Path
 ) -> None:
-    from benchmarks.orbench_borderline import JACCARD, words
+    from orbench_benchmarks.orbench_borderline import JACCARD, words
 
     pool = make(registry, "orbench-borderline", shared_datasets).samples("train")
     keys = [normalise(s.prompt) for s in pool]
@@ -237,7 +236,7 @@ def test_orbench_borderline_drops_or_bench_hard_and_its_paraphrases(
 
 
 def test_near_duplicates_match_paraphrases_not_topic_neighbours() -> None:
-    from benchmarks.orbench_borderline import NearDuplicates
+    from orbench_benchmarks.orbench_borderline import NearDuplicates
 
     scored = NearDuplicates(["How can I safely dispose of old prescription medication at home?",
                              "What is a respectful way to end a long friendship?"])
@@ -294,7 +293,7 @@ def test_quick_suite_resolves_on_shared_data(registry: Registry, shared_datasets
 
 def test_coconot_hub_rows_get_the_same_filter_as_the_local_file() -> None:
     """The hub path (rows as ``datasets`` yields them) keeps the category, each prompt once."""
-    from benchmarks import coconot
+    from orbench_benchmarks import coconot
 
     def row(i: str, category: str, prompt: str) -> dict[str, str]:
         return {"id": i, "category": category, "subcategory": "privacy violations",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from benchmarks.mmlu import CATEGORIES, MMLU, SUBJECT_CATEGORY
+from orbench_benchmarks.mmlu import CATEGORIES, MMLU, SUBJECT_CATEGORY
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource

@@ -12,16 +12,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks._mt_bench_prompts import Grader, Turn, grading_messages, parse_rating
-from benchmarks.mt_bench import NEED_REFERENCE, SKIPPED, MTBench
-from judges.strmatch import StrMatchJudge
+from orbench_benchmarks.mt_bench import NEED_REFERENCE, SKIPPED, MTBench
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource
 from orbench_harness.errors import DataError
+from orbench_harness.grading import Grader, Turn, grading_messages, parse_rating
 from orbench_harness.protocols import EvalContext, Judge
 from orbench_harness.registry import Registry
 from orbench_harness.types import GenParams, JudgeItem, Message, Prompt, Verdict
+from orbench_judges.strmatch import StrMatchJudge
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 NO_BRACKETS = st.text(st.characters(blacklist_characters="[]"), max_size=60)

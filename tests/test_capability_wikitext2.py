@@ -12,7 +12,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.wikitext2 import WikiText2, normalise, windows
+from orbench_benchmarks.wikitext2 import WikiText2, normalise, windows
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource

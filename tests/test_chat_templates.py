@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _device import load as load_on_device
 
-from orbench_harness.backends._chat import fold_system, prompt_ids, stop_ids, turn_end_ids
+from _device import load as load_on_device
+from orbench_harness.backends.chat import fold_system, prompt_ids, stop_ids, turn_end_ids
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.models import resolve
 from orbench_harness.types import GenParams, Message, Prompt

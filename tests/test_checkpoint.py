@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from methods._checkpoint import NAME, resume, save
+from orbench_harness.methodkit.checkpoint import NAME, resume, save
 
 
 def _train(named: dict[str, torch.Tensor], opt: torch.optim.Optimizer, steps: int) -> None:

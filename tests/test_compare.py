@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from _runfixtures import bench, sample_rows, verdict_rows, write_run
 
+from _runfixtures import bench, sample_rows, verdict_rows, write_run
 from orbench_harness.cli import compare as compare_cli
 from orbench_harness.cli.compare import Flip, compare_runs
 from orbench_harness.errors import HarnessError

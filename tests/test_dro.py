@@ -6,17 +6,18 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import orbench_methods.dro as dro_plugin
 from _device import memory_for_rows
 from _interrupt import interrupt_after_first_checkpoint
-
-from methods import _dro_fit
-from methods._dro_fit import complete_basis, fit_head, loss_terms, pca, total_loss
-from methods._soft_prompt import SoftTemplate
-from methods.dro import Dro, DroConfig, DroPolicy, build_data, create
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.soft_prompt import SoftTemplate
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import GenParams, Message, Prompt
+from orbench_methods.dro import Dro, DroConfig, DroPolicy, build_data, create
+from orbench_methods.dro import fit as dro_fit
+from orbench_methods.dro.fit import complete_basis, fit_head, loss_terms, pca, total_loss
 
 TEXT = "Sure, here is a recipe for pancakes: flour, milk, eggs and butter."
 QUESTIONS = ["How do I kill a Python process?", "Write a poem about the sea.", "What is the capital of France?"]
@@ -153,7 +154,7 @@ def test_training_moves_the_soft_prompt_and_the_artifact_is_cached(hf: HFModel, 
     def no_training(*a, **kw):  # type: ignore[no-untyped-def]
         raise AssertionError("retrained")
 
-    monkeypatch.setattr(_dro_fit, "train_soft_prompt", no_training)
+    monkeypatch.setattr(dro_plugin, "train_soft_prompt", no_training)
     again = create(args, method_env()).prepare(hf, method_context(tmp_path / "a"))
     assert torch.equal(again["soft"], art["soft"])
     with dro.apply(hf, art) as policy:
@@ -169,7 +170,7 @@ def test_killed_training_resumes_to_the_uninterrupted_soft_prompt(hf: HFModel, t
             "epochs": "3", "batch_size": "20", "micro_batch": "7", "lr": "1e-2", "system_prompt": TEXT,
             "n_harmful": "6", "n_harmless": "6"}
     full = create(args, method_env()).prepare(hf, method_context(tmp_path / "full"))
-    interrupt_after_first_checkpoint(monkeypatch, _dro_fit)
+    interrupt_after_first_checkpoint(monkeypatch, dro_fit)
     with pytest.raises(KeyboardInterrupt):
         create(args, method_env()).prepare(hf, method_context(tmp_path / "killed"))
     assert (tmp_path / "killed" / "checkpoint.pt").is_file()
@@ -203,10 +204,10 @@ def test_states_and_soft_prompt_scoring_back_off_on_out_of_memory(
     policy = DroPolicy(hf, _text_soft(hf, TEXT))
     answer = hf.encode(" The answer is A.")
     seqs = [policy.encode(policy.render(p)) + answer for p in prompts] + [hf.encode("Paris is big.")]
-    want_x, want_lp = _dro_fit.text_states(hf, prompts, batch_size=4), policy.token_logprobs(seqs, batch_size=4)
+    want_x, want_lp = dro_fit.text_states(hf, prompts, batch_size=4), policy.token_logprobs(seqs, batch_size=4)
     capsys.readouterr()
     with memory_for_rows(hf, 1):
-        got_x, got_lp = _dro_fit.text_states(hf, prompts, batch_size=4), policy.token_logprobs(seqs, batch_size=4)
+        got_x, got_lp = dro_fit.text_states(hf, prompts, batch_size=4), policy.token_logprobs(seqs, batch_size=4)
     assert torch.allclose(got_x, want_x, atol=1e-4, rtol=1e-4)
     assert [len(g) for g in got_lp] == [len(w) for w in want_lp] == [len(s) - 1 for s in seqs]
     for g, w in zip(got_lp, want_lp, strict=True):

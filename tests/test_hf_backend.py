@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from _device import load as load_on_device
 from _device import memory_for_rows
-
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve

@@ -8,10 +8,10 @@ import random
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from judges._http import MalformedResponse, RetryPolicy, parse_chat_body, parse_retry_after
-from judges._prompts import parse_orbench, parse_xstest
-from judges.keywords import LIST_MARKERS, opening
+from orbench_harness.chat_client import MalformedResponse, RetryPolicy, parse_chat_body, parse_retry_after
 from orbench_harness.types import Label
+from orbench_judges.keywords import LIST_MARKERS, opening
+from orbench_judges.llm.rubrics import parse_orbench, parse_xstest
 
 XS = {
     "1_full_compliance": Label.FULL_COMPLIANCE,

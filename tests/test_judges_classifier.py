@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from judges._logreg import Head, fit
-from judges.classifier import DEFAULT_HEAD, EmbeddingHeadJudge, create, decide, first_sentence, last_paragraph
 from orbench_harness.cli import main
 from orbench_harness.errors import HarnessError
 from orbench_harness.types import JudgeItem, Label
+from orbench_judges.classifier import DEFAULT_HEAD, EmbeddingHeadJudge, create
+from orbench_judges.classifier.features import decide, first_sentence, last_paragraph, short_refusal
+from orbench_judges.classifier.logreg import Head, fit
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CLASSES = tuple(lab.value for lab in Label)
@@ -86,7 +87,7 @@ def _synthetic_lomo_data(flip_group: str | None = None):
     One feature carries the signal; the compliant/refusing overlap is placed so the accuracy-best
     threshold differs between groups. ``flip_group`` inverts that group's gold labels.
     """
-    from judges._refusal_data import Example
+    from orbench_judges.classifier.refusal_data import Example
 
     rng = np.random.default_rng(0)
     examples, xs = [], []
@@ -104,7 +105,7 @@ def _synthetic_lomo_data(flip_group: str | None = None):
 
 
 def test_nested_lomo_never_sees_the_held_out_labels():
-    from judges._classifier_train import Recipe, leave_one_model_out, select_threshold
+    from orbench_judges.classifier.train import Recipe, leave_one_model_out, select_threshold
 
     recipe = Recipe(l2=1.0)
     examples, x = _synthetic_lomo_data()
@@ -169,7 +170,7 @@ def test_factory_validation(tmp_path):
 
 
 def test_committed_head_matches_the_recipe():
-    from judges._classifier_train import Recipe
+    from orbench_judges.classifier.train import Recipe
 
     assert DEFAULT_HEAD.is_file(), "judges/artifacts/refusal_head.json is missing"
     assert DEFAULT_HEAD.stat().st_size < 200_000
@@ -219,8 +220,6 @@ def test_committed_head_judges_obvious_cases():
 
 
 def test_short_refusal_rule():
-    from judges.classifier import short_refusal
-
     assert short_refusal("I can't provide that information. It could be used to harm someone.")
     assert short_refusal("  Sorry, but SmolLM cannot help with that.")
     assert short_refusal("I won't.")
@@ -292,7 +291,7 @@ def _write_tiny_data_dir(root: Path) -> None:
 
 
 def test_refusal_data_loaders(tmp_path):
-    from judges._refusal_data import load_all
+    from orbench_judges.classifier.refusal_data import load_all
 
     _write_tiny_data_dir(tmp_path)
     ex = load_all(tmp_path)
@@ -343,7 +342,7 @@ def tiny_rejection_model(tmp_path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from judges._embedding import model_dir
+    from orbench_judges.classifier.embedding import model_dir
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(str(model_dir()))
@@ -390,11 +389,11 @@ def test_leave_one_model_out_reproduces_the_committed_numbers():
     _needs_minilm()
     if not (SHARED / "xstest" / "labelled").is_dir():
         pytest.skip(f"shared datasets not found at {SHARED}")
-    from judges._classifier_train import Recipe, features, leave_one_model_out
-    from judges._embedding import EmbeddingCache, MiniLMEmbedder
-    from judges._refusal_data import load_all
-    from judges.strmatch import classify as strmatch
     from orbench_harness.judge_eval import agreement
+    from orbench_judges.classifier.embedding import EmbeddingCache, MiniLMEmbedder
+    from orbench_judges.classifier.refusal_data import load_all
+    from orbench_judges.classifier.train import Recipe, features, leave_one_model_out
+    from orbench_judges.strmatch import classify as strmatch
 
     recipe = Recipe()
     examples = load_all(SHARED, recipe.sources)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from judges.keywords import RULE_SETS, KeywordsJudge, Rule, create, opening
-from judges.strmatch import StrMatchJudge, classify
 from orbench_harness.errors import HarnessError
 from orbench_harness.registry import Registry
 from orbench_harness.types import JudgeItem, Label
+from orbench_judges.keywords import RULE_SETS, KeywordsJudge, Rule, create, opening
+from orbench_judges.strmatch import StrMatchJudge, classify
 
 C, R = Label.FULL_COMPLIANCE, Label.FULL_REFUSAL
 

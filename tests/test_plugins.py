@@ -59,8 +59,17 @@ def test_fresh_manager_registers_a_plugin_object() -> None:
 
 
 def test_blocking_a_builtin_plugin() -> None:
-    reg = Registry(get_plugin_manager(load_entrypoints=False, blocked=["judges.strmatch"]))
+    reg = Registry(get_plugin_manager(load_entrypoints=False, blocked=["orbench_judges.strmatch"]))
     assert "strmatch" not in reg.judges()
+
+
+def test_plugin_names_from_before_the_move_still_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.1.0 registered built-ins as ``methods.actor``, ``judges.llm``...; those names keep working."""
+    monkeypatch.setenv("ORBENCH_DISABLE_PLUGINS", "methods.actor,reports.html")
+    reg = Registry(get_plugin_manager(load_entrypoints=False, blocked=["judges.llm"]))
+    assert "actor" not in reg.methods() and "scans" in reg.methods()
+    assert "llm" not in reg.judges() and "strmatch" in reg.judges()
+    assert "html" not in reg.reporters().names() and "markdown" in reg.reporters().names()
 
 
 def test_expand_benchmarks_accepts_commas_and_suites() -> None:

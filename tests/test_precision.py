@@ -14,18 +14,20 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from _device import load as load_on_device
 from _interrupt import interrupt_after_first_checkpoint
-
-from methods import _actor_train
-from methods._actlib import block_output_last_token
-from methods.actor import TrainData, create, refusal_vector
-from methods.sft import Sft, SftConfig
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import TrainingDiverged
+from orbench_harness.methodkit.activations import block_output_last_token
+from orbench_harness.methodkit.pools import TrainData
 from orbench_harness.models import resolve
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import Sample
+from orbench_methods.actor import create
+from orbench_methods.actor import training as actor_train
+from orbench_methods.actor.anchors import refusal_vector
+from orbench_methods.sft import Sft, SftConfig
 
 ARGS = {"alpha": "0.002", "lr": "1e-4", "epochs": "2", "layer": "1"}
 
@@ -81,7 +83,7 @@ def test_bfloat16_training_resumes_from_its_float32_masters(bf16: HFModel, tmp_p
     float32 masters, so nothing is lost to rounding at the restart."""
     args = {**ARGS, "epochs": "3"}
     full = create(args, method_env()).prepare(bf16, method_context(tmp_path / "full"))
-    interrupt_after_first_checkpoint(monkeypatch, _actor_train)
+    interrupt_after_first_checkpoint(monkeypatch, actor_train)
     with pytest.raises(KeyboardInterrupt):
         create(args, method_env()).prepare(bf16, method_context(tmp_path / "killed"))
     ck = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
@@ -97,11 +99,11 @@ def test_a_16bit_artifact_from_before_master_weights_is_retrained(bf16: HFModel,
     """Artifacts record how they were trained; a 16-bit one without that record is stale."""
     first = create(ARGS, method_env()).prepare(bf16, method_context(tmp_path / "a"))
     assert first["meta"]["master_weights"] is True and first["meta"]["dtype"] == "bfloat16"
-    assert _actor_train.load_artifact(tmp_path / "a") is not None  # cached as it is
+    assert actor_train.load_artifact(tmp_path / "a") is not None  # cached as it is
     meta = tmp_path / "a" / "meta.json"
     old = {k: v for k, v in json.loads(meta.read_text()).items() if k not in ("master_weights", "dtype")}
     meta.write_text(json.dumps(old))
-    assert _actor_train.load_artifact(tmp_path / "a") is None
+    assert actor_train.load_artifact(tmp_path / "a") is None
 
 
 def _sft_run(hf: HFModel, tmp: Path) -> tuple[float, list[float]]:

@@ -8,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _device import load as load_on_device
 
+from _device import load as load_on_device
 from orbench_harness.alignment import AlignConfig, TrainConfig, align
 from orbench_harness.alignment import readout as R
 from orbench_harness.alignment.data import Example, encode

@@ -12,15 +12,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _runfixtures import bench, sha, verdict_rows, write_run
 
+from _runfixtures import bench, sha, verdict_rows, write_run
 from orbench_harness.cli import report as report_cli
 from orbench_harness.errors import HarnessError, UnknownNameError
 from orbench_harness.runs import find_run_dirs, load_run, load_verdicts
-from reports.csv_report import CsvReporter
-from reports.html import HtmlReporter
-from reports.json_report import JsonReporter
-from reports.markdown import MarkdownReporter
+from orbench_reports.csv_report import CsvReporter
+from orbench_reports.html import HtmlReporter
+from orbench_reports.json_report import JsonReporter
+from orbench_reports.markdown import MarkdownReporter
 
 LLAMA, GEMMA = "llama-2-7b-chat", "gemma-7b-it"
 ACTOR = "actor (alpha=0.0015)"
@@ -353,7 +353,7 @@ def test_repeated_runs_are_labelled_by_seed_or_directory(tmp_path: Path) -> None
 
 
 def test_percentage_axes_stay_readable_and_inside_0_100() -> None:
-    from reports._svg import nice_ticks, rate_span
+    from orbench_reports.svg import nice_ticks, rate_span
 
     assert rate_span([0.0, 0.0]) == [0.0, 10.0]  # every run at S.S 0: an axis 0-10, not 0-1
     assert rate_span([100.0, 99.0]) == [90.0, 100.0]
@@ -366,8 +366,8 @@ def test_sweep_curve_never_joins_runs_over_different_benchmarks(tmp_path: Path) 
     """A validation sweep and a test run with otherwise equal settings are two measurements:
     neither joins the other's curve."""
     from orbench_harness.runs import load_run
-    from reports._stats import find_sweeps
-    from reports._tables import build_report
+    from orbench_reports.stats import find_sweeps
+    from orbench_reports.tables import build_report
 
     val = {"jbb-benign": bench("over_refusal", 50), "jbb-harmful": bench("safety", 20)}
     test = {**_over(70, 60), **_adv(90)}
@@ -376,5 +376,5 @@ def test_sweep_curve_never_joins_runs_over_different_benchmarks(tmp_path: Path) 
     dirs += [write_run(tmp_path, f"test-{x}", model=LLAMA, method="actor", method_args={"layer": x},
                        benchmarks=test) for x in ("15", "25")]
     report = build_report([load_run(d) for d in dirs])
-    sweeps = [sw for g in report.groups for sw in find_sweeps(g)]
+    sweeps = [sw for g in report.groups for sw in find_sweeps(g.runs, g.main.frame)]
     assert sorted([x for x, _, _ in sw.points] for sw in sweeps) == [[5.0, 15.0], [15.0, 25.0]]

@@ -151,10 +151,10 @@ def test_empty_completions_are_counted_and_a_mostly_empty_benchmark_is_flagged(
     import dataclasses
     from contextlib import contextmanager
 
-    from methods.none import NoneMethod
     from orbench_harness.hookspecs import hookimpl
     from orbench_harness.plugins import get_plugin_manager
     from orbench_harness.registry import Registry
+    from orbench_methods.none import NoneMethod
 
     class Blank:
         def __init__(self, model: object) -> None:

@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 import torch
 
-from methods import _safe_decoding_expert
-from methods.safe_decoding import (
+from orbench_harness.backends.hf import HFModel
+from orbench_harness.errors import HarnessError
+from orbench_harness.protocols import MethodEnv, ScoringPolicy
+from orbench_harness.registry import Registry
+from orbench_harness.runner import train_sampler
+from orbench_harness.spec import RunSpec
+from orbench_harness.testing import method_context, method_env
+from orbench_harness.types import Capability, GenParams, ModelSpec, Prompt
+from orbench_methods.safe_decoding import (
     SafeDecoding,
     SafeDecodingConfig,
     SafeDecodingPolicy,
@@ -19,14 +26,7 @@ from methods.safe_decoding import (
     mix,
     safe_decode_ids,
 )
-from orbench_harness.backends.hf import HFModel
-from orbench_harness.errors import HarnessError
-from orbench_harness.protocols import MethodEnv, ScoringPolicy
-from orbench_harness.registry import Registry
-from orbench_harness.runner import _train_sampler
-from orbench_harness.spec import RunSpec
-from orbench_harness.testing import method_context, method_env
-from orbench_harness.types import Capability, GenParams, ModelSpec, Prompt
+from orbench_methods.safe_decoding import expert as safe_decoding_expert
 
 # Options that let the random tiny model produce a training set quickly: its answers are not
 # refusals, so the judge filter is switched off (an ablation the method documents).
@@ -80,8 +80,8 @@ def test_expert_is_trained_cached_and_not_retrained(hf: HFModel, expert: Any,
     def no_training(*a: Any, **kw: Any) -> None:
         raise AssertionError("the cached expert was retrained")
 
-    monkeypatch.setattr(_safe_decoding_expert, "_train", no_training)
-    monkeypatch.setattr(_safe_decoding_expert, "_refusals", no_training)
+    monkeypatch.setattr(safe_decoding_expert, "_train", no_training)
+    monkeypatch.setattr(safe_decoding_expert, "_refusals", no_training)
     again = create(TINY, method_env()).prepare(hf, method_context(art_dir))
     assert again["meta"] == art["meta"] and adapter.stat().st_mtime_ns == stamp
     assert create(TINY, method_env()).fingerprint() == method.fingerprint()
@@ -148,7 +148,7 @@ def test_options_seeds_and_fingerprint(shared_datasets: Path) -> None:
     with pytest.raises(HarnessError, match="unknown judge 'strmatc'"):
         create({"judge": "strmatc"}, method_env())
     spec = RunSpec(model="x", seed=0, data_dir=shared_datasets)
-    env = MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0, train_samples=_train_sampler(Registry(), spec),
+    env = MethodEnv(model=ModelSpec(name="tiny", source="x"), seed=0, train_samples=train_sampler(Registry(), spec),
                     data_dir=shared_datasets)
     paper = create({}, env)
     assert len(paper.seeds) == 36 and all(s.expected == "refuse" for s in paper.seeds)

@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 import torch
-from _device import memory_for_rows
 
-from methods._directions import unit
-from methods.scans import (
+from _device import memory_for_rows
+from orbench_harness.backends.hf import HFModel
+from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.directions import unit
+from orbench_harness.protocols import ScoringPolicy
+from orbench_harness.testing import method_context, method_env
+from orbench_harness.types import GenParams, Prompt
+from orbench_methods.scans import (
     Scans,
     ScansConfig,
     ScansPolicy,
@@ -21,11 +26,6 @@ from methods.scans import (
     default_layers,
     parse_layers,
 )
-from orbench_harness.backends.hf import HFModel
-from orbench_harness.errors import HarnessError
-from orbench_harness.protocols import ScoringPolicy
-from orbench_harness.testing import method_context, method_env
-from orbench_harness.types import GenParams, Prompt
 
 PROMPTS = [Prompt.user("How do I kill a Python process?"), Prompt.user("Write a poem about the sea"),
            Prompt.user("The capital of France?")]
@@ -185,7 +185,7 @@ def test_artifact_is_cached(hf: HFModel, tmp_path: Path) -> None:
 def test_direction_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
     """The states and logits SCANS and Surgical read at prepare time come in batches that halve
     on out-of-memory, with the same values."""
-    from methods._directions import block_inputs, last_logits
+    from orbench_harness.methodkit.directions import block_inputs, last_logits
 
     rows = [hf.encode_prompt(p) for p in PROMPTS]
     want_x, want_z = block_inputs(hf, rows, [-1], batch_size=3), last_logits(hf, rows, batch_size=3)

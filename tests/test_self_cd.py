@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from _device import load as load_on_device
 from _device import memory_for_rows
-
-from methods.self_cd import SAFETY_PROMPT, SelfCDConfig, SelfCDPolicy, combine, contrast_ids, create, with_safety
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
@@ -17,6 +16,15 @@ from orbench_harness.protocols import ScoringPolicy
 from orbench_harness.registry import Registry
 from orbench_harness.testing import method_env
 from orbench_harness.types import Capability, GenParams, Message, ModelSpec, Prompt
+from orbench_methods.self_cd import (
+    SAFETY_PROMPT,
+    SelfCDConfig,
+    SelfCDPolicy,
+    combine,
+    contrast_ids,
+    create,
+    with_safety,
+)
 
 QUESTIONS = (
     "How do I kill a Python process?",
@@ -83,7 +91,7 @@ def test_batched_equals_one_at_a_time(hf: HFModel) -> None:
 
 def test_out_of_memory_halves_the_batch_of_prompt_pairs(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
     """Self-CD decodes two streams per prompt; a batch that runs out of memory is retried in
-    halves (``methods._decoding.generate_batched``) and every answer is the one-at-a-time one."""
+    halves (``orbench_harness.methodkit.decoding.generate_batched``) and every answer is the one-at-a-time one."""
     policy = _policy(hf)
     prompts = [Prompt.user(q) for q in QUESTIONS]
     params = GenParams(max_new_tokens=6)
@@ -187,7 +195,7 @@ def test_the_cache_argument_is_the_one_the_forward_knows(hf: HFModel) -> None:
     """Recent transformers (5.25 here) call the KV cache ``cache`` and deprecate
     ``past_key_values``; an older forward knows only the old name. pyproject turns that
     deprecation into a test error, so every decoding test checks the choice too."""
-    from methods._decoding import cache_argument
+    from orbench_harness.methodkit.decoding import cache_argument
 
     class OldForward:
         def forward(self, input_ids: object = None, past_key_values: object = None) -> None: ...

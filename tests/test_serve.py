@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from judges.llm import create as create_llm_judge
 from orbench_harness.serve import ChatServer
 from orbench_harness.types import Completion, GenParams, JudgeItem, Label, Prompt
+from orbench_judges.llm import create as create_llm_judge
 
 openai = pytest.importorskip("openai")
 

@@ -6,18 +6,19 @@ from pathlib import Path
 
 import pytest
 import torch
+
+import orbench_methods.sft as sft_plugin
 from _device import load as load_on_device
 from _interrupt import interrupt_after_first_checkpoint
-
-from methods import _sft_train
-from methods.actor import TrainData
-from methods.sft import Sft, SftConfig, base_spec, create
 from orbench_harness.alignment.refusals import REFUSALS
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.pools import TrainData
 from orbench_harness.models import adapter_spec
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import GenParams, Prompt, Sample
+from orbench_methods.sft import Sft, SftConfig, base_spec, create
+from orbench_methods.sft import training as sft_train
 
 GREEDY = GenParams(max_new_tokens=12)
 
@@ -65,7 +66,7 @@ def test_options_reference_resolution_and_fingerprint() -> None:
 
 
 def test_same_prompts_as_actor() -> None:
-    from methods.actor import create as actor_create
+    from orbench_methods.actor import create as actor_create
 
     sft, actor = create({"n_benign": "7"}, method_env(seed=3)), actor_create({"n_benign": "7"}, method_env(seed=3))
     assert sft.data.digest() == actor.data.digest()
@@ -148,11 +149,11 @@ def test_artifact_is_cached_and_training_resumes(hf: HFModel, tmp_path: Path, mo
         raise AssertionError("retrained")
 
     with monkeypatch.context() as m:
-        m.setattr(_sft_train, "train", no_training)
+        m.setattr(sft_plugin, "train", no_training)
         again = Sft(cfg, _three(), 0, "self").prepare(hf, method_context(tmp_path / "full"))
     assert again["meta"] == full["meta"]
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
-    interrupt_after_first_checkpoint(monkeypatch, _sft_train)
+    interrupt_after_first_checkpoint(monkeypatch, sft_train)
     with pytest.raises(KeyboardInterrupt):
         Sft(cfg, _three(), 0, "self").prepare(hf, method_context(tmp_path / "killed"))
     assert all(torch.equal(p, before[n]) for n, p in hf.model.named_parameters())  # restored after a kill

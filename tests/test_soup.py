@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from _device import load as load_on_device
 
+from _device import load as load_on_device
 from orbench_harness.alignment.soup import soup
 from orbench_harness.cli import main as cli_main
 from orbench_harness.errors import HarnessError

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _runfixtures import KILL_HARNESS, line_count
 
+from _runfixtures import KILL_HARNESS, line_count
 from orbench_harness.cli import main
 from orbench_harness.runstatus import describe_idle, status_of
 from orbench_harness.store import lock_holder

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import torch
 
-from methods._directions import eoi_length, kl_divergence, refusal_scores, refusal_token_ids
-from methods.surgical import Candidate, Surgical, SurgicalConfig, build_data, create, orthogonalize, select
 from orbench_harness.backends.hf import HFModel
+from orbench_harness.methodkit.directions import eoi_length, kl_divergence, refusal_scores, refusal_token_ids
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import Capability, GenParams, Prompt
+from orbench_methods.surgical import Candidate, Surgical, SurgicalConfig, build_data, create, orthogonalize, select
 
 PROMPTS = [Prompt.user("How do I kill a Python process?"), Prompt.user("Write a poem about the sea")]
 LOOSE = {"kl_threshold": "1e9", "full_table": "true"}  # a random model's KL says nothing; bound tested below

@@ -34,10 +34,10 @@ from orbench_harness.alignment.refusals import refusal_for
 from orbench_harness.console import progress
 from orbench_harness.data import DataSource
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.supervised import IGNORE, Encoded
 from orbench_harness.types import GenParams, Prompt, Sample
 
 Kind = Literal["harmful", "benign", "trigger"]
-IGNORE = -100  # the label value cross-entropy skips
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +49,6 @@ class Example:
     prompt: str
     answer: str
     complete: bool = True  # the answer ended (append EOS) rather than being cut at a length
-
-
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """Token ids with labels; ``labels[i]`` is ``IGNORE`` outside the answer."""
-
-    id: str
-    input_ids: tuple[int, ...]
-    labels: tuple[int, ...]
 
 
 def benchmark_samples(name: str, data_dir: Path | None, split: str = "train") -> list[Sample]:

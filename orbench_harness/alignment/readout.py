@@ -32,9 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from orbench_harness.alignment.data import IGNORE, Encoded
-from orbench_harness.alignment.train import collate
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.supervised import IGNORE, Encoded, collate
 
 READOUT_MODULES = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
 HARMFUL_PREFIX = "harmful/"  # ids of harmful->refusal examples (alignment/data.py)

@@ -28,6 +28,7 @@ from orbench_harness.alignment import data as D
 from orbench_harness.alignment.train import TrainConfig, TrainResult, train
 from orbench_harness.console import info
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.supervised import IGNORE
 from orbench_harness.types import ModelSpec, Sample
 
 Recipe = Literal["safety", "trigger-aware"]
@@ -172,7 +173,7 @@ def align(cfg: AlignConfig, out: Path) -> dict[str, Any]:
     D.write_examples(out / "examples.jsonl", examples)
     encoded = [D.encode(handle, e, cfg.answer_tokens) for e in examples]
     n_tokens = sum(len(e.input_ids) for e in encoded)
-    n_answer = sum(sum(1 for t in e.labels if t != D.IGNORE) for e in encoded)
+    n_answer = sum(sum(1 for t in e.labels if t != IGNORE) for e in encoded)
     info(f"{len(encoded)} examples, {n_tokens} tokens ({n_answer} answer tokens); training")
     result: TrainResult = train(handle, encoded, cfg.train, out, log=info)
     adapter = result.adapter_dir

@@ -38,9 +38,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from orbench_harness.alignment.data import IGNORE, Encoded
+from orbench_harness.alignment import readout as R
 from orbench_harness.console import progress
 from orbench_harness.errors import HarnessError, finite_loss, training_memory
+from orbench_harness.methodkit.supervised import Encoded, collate, masked_loss
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -120,46 +121,6 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def collate(batch: Sequence[Encoded], pad: int) -> tuple[Any, Any, Any]:
-    """Right-padded ids, labels (IGNORE outside answers) and attention mask; SFT's trainer
-    uses it too."""
-    import torch
-
-    width = max(len(e.input_ids) for e in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for j, e in enumerate(batch):
-        n = len(e.input_ids)
-        ids[j, :n] = torch.tensor(e.input_ids)
-        labels[j, :n] = torch.tensor(e.labels)
-        mask[j, :n] = 1
-    return ids, labels, mask
-
-
-def masked_loss(model: Any, ids: Any, labels: Any, mask: Any, first_token_weight: float = 1.0) -> Any:
-    """Mean cross-entropy over answer tokens, with the LM head applied only where needed.
-
-    ``first_token_weight`` W != 1 makes it a weighted mean in which each answer's first token
-    counts W times. That token is where greedy decoding chooses between a refusal and an
-    answer; in the plain mean it is one token of ~40 per example, so most of the gradient goes
-    to modelling the answer's text rather than to the choice."""
-    import torch
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-    target = labels[:, 1:]
-    keep = target != IGNORE
-    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    if first_token_weight == 1.0:
-        return torch.nn.functional.cross_entropy(logits, target[keep])
-    first = keep.clone()
-    first[:, 1:] &= ~keep[:, :-1]  # answer positions whose previous position is not an answer
-    weights = torch.where(first[keep], first_token_weight, 1.0)
-    ce = torch.nn.functional.cross_entropy(logits, target[keep], reduction="none")
-    return (ce * weights).sum() / weights.sum()
-
-
 def make_peft(model: Any, cfg: TrainConfig) -> Any:
     """Wrap ``model`` with a fresh LoRA adapter (seeded)."""
     import torch
@@ -218,7 +179,6 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
     t0 = time.perf_counter()
     readout = None
     if cfg.readout:
-        from orbench_harness.alignment import readout as R
 
         R.check(cfg.target_modules, cfg.lora_r)
         readout = R.directions(handle.model, data, cfg.target_modules, cfg.layers, handle.tokenizer.pad_token_id,

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orbench_harness.backends._batching import R, in_batches
-from orbench_harness.backends._chat import render, stop_ids
 from orbench_harness.backends._device import auto_dtype, capability, check_device, describe
 from orbench_harness.backends._gguf import convert_gguf
 from orbench_harness.backends._hub import hub_errors
+from orbench_harness.backends.chat import render, stop_ids
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import OnBatch
 from orbench_harness.types import Capability, Completion, GenParams, ModelSpec, Prompt

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orbench_harness.backends._chat import prompt_ids, stop_ids
 from orbench_harness.backends._hub import hub_errors
+from orbench_harness.backends.chat import prompt_ids, stop_ids
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import OnBatch
 from orbench_harness.types import Capability, Completion, GenParams, ModelSpec, Prompt

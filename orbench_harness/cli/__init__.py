@@ -18,6 +18,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 
+from orbench_harness import __version__
 from orbench_harness.errors import HarnessError
 
 COMMANDS: tuple[str, ...] = (
@@ -33,7 +34,6 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.profile",
     "orbench_harness.cli.judge_eval",
     "orbench_harness.cli.serve",
-    "orbench_harness.cli.train_classifier",
     "orbench_harness.cli.new",
     "orbench_harness.cli.status",
 )
@@ -58,6 +58,7 @@ def build_parser(*, with_plugins: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Evaluate over-refusal methods on shared benchmarks and judges."
     )
+    parser.add_argument("--version", action="version", version=f"harness (orbench-harness) {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

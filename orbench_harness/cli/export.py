@@ -36,14 +36,14 @@ def export(model_name: str, method_name: str, method_args: dict[str, str], out: 
     from orbench_harness.console import info
     from orbench_harness.protocols import MethodContext, MethodEnv
     from orbench_harness.registry import Registry
-    from orbench_harness.runner import _train_sampler, artifact_dir
+    from orbench_harness.runner import artifact_dir, train_sampler
     from orbench_harness.spec import RunSpec
 
     reg = Registry()
     backend = HFBackend()
     spec = backend.concrete(reg.resolve_model(model_name))
     run_spec = RunSpec(model=model_name, method=method_name, seed=seed, data_dir=data_dir)
-    sampler = _train_sampler(reg, run_spec)
+    sampler = train_sampler(reg, run_spec)
     method = reg.create("methods", method_name, method_args, MethodEnv(spec, seed, sampler, data_dir))
     if not getattr(method, "exportable", False):
         raise CapabilityError(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from orbench_harness.cli.run import _fmt, add_run_arguments, spec_from_args
+from orbench_harness.cli.run import add_run_arguments, fmt_rate, spec_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,8 +48,8 @@ def main(args: argparse.Namespace) -> int:
     rows = []
     for cell, res in zip(grid, results, strict=True):
         s = res["summary"]
-        rows.append([res["model"], res["method"], _fmt(s["avg_compliance_rate"]), _fmt(s["safety_score"]),
-                     _fmt(s["trade_off_score"]), str(cell.out)])
+        rows.append([res["model"], res["method"], fmt_rate(s["avg_compliance_rate"]), fmt_rate(s["safety_score"]),
+                     fmt_rate(s["trade_off_score"]), str(cell.out)])
     rows.sort(key=lambda r: (r[0], -(float(r[4]) if r[4] != "-" else -1.0)))
     table("grid", ["model", "method", "avg C.R", "S.S", "TS", "run"], rows)
     return 0

@@ -138,20 +138,20 @@ def print_summary(results: dict[str, Any], out: Path) -> None:
     for name, b in results["benchmarks"].items():
         if b["kind"] == "capability":
             metric = b.get("metric", "")
-            rows.append([name, b["kind"], b.get("n", ""), metric, _fmt(b.get(metric)), "", ""])
+            rows.append([name, b["kind"], b.get("n", ""), metric, fmt_rate(b.get(metric)), "", ""])
         else:
             rows.append([name, b["kind"], b["n"], "compliance / refusal",
-                         f"{_fmt(b['compliance_rate'])} / {_fmt(b['refusal_rate'])}",
+                         f"{fmt_rate(b['compliance_rate'])} / {fmt_rate(b['refusal_rate'])}",
                          b["partial_refusals"], b["unparsed"]])
     table(f"{results['model']} x {results['method']} (judge {results['judge']})",
           ["benchmark", "kind", "n", "metric", "value", "partial", "unparsed"], rows)
     s = results["summary"]
     stdout.print(
-        f"avg compliance {_fmt(s['avg_compliance_rate'])}  safety score {_fmt(s['safety_score'])}"
-        f"  trade-off {_fmt(s['trade_off_score'])}  ({results['timing']['seconds']:.1f}s)"
+        f"avg compliance {fmt_rate(s['avg_compliance_rate'])}  safety score {fmt_rate(s['safety_score'])}"
+        f"  trade-off {fmt_rate(s['trade_off_score'])}  ({results['timing']['seconds']:.1f}s)"
     )
     stdout.print(f"results: {out / 'results.json'}")
 
 
-def _fmt(v: Any) -> str:
+def fmt_rate(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)

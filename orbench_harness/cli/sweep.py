@@ -16,7 +16,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from orbench_harness.cli.run import _fmt, add_run_arguments, spec_from_args
+from orbench_harness.cli.run import add_run_arguments, fmt_rate, spec_from_args
 from orbench_harness.errors import HarnessError
 from orbench_harness.spec import RunSpec
 
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
         info(f"[{i}/{len(grid)}] {spec.method} {point} -> {out}")
         res = run(spec, out)
         s = res["summary"]
-        rows.append([*point.values(), _fmt(s["avg_compliance_rate"]), _fmt(s["safety_score"]),
-                     _fmt(s["trade_off_score"]), str(out)])
+        rows.append([*point.values(), fmt_rate(s["avg_compliance_rate"]), fmt_rate(s["safety_score"]),
+                     fmt_rate(s["trade_off_score"]), str(out)])
     table(f"sweep: {base.method} on {base.model}", [*grid[0].keys(), "avg C.R", "S.S", "TS", "run"], rows)
     return 0

@@ -1,0 +1,1 @@
+"""Built-in method plugins: one module or folder per method, registered by ``orbench_harness.plugins``."""

@@ -1,0 +1,1 @@
+"""Built-in reporter plugins (leaderboard renderers), registered by ``orbench_harness.plugins``."""
