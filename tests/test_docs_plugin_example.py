@@ -1,4 +1,4 @@
-"""The README's plugin example and its test, run as they stand: a user copies them."""
+"""The plugin example of docs/writing-plugins.md and its test, run as they stand: users copy them."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "writing-plugins.md"
 
 
 def _block(first_line: str) -> str:
-    """The README's python code block that starts with ``first_line``."""
-    for body in re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+    """The page's python code block that starts with ``first_line``."""
+    for body in re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), re.S):
         if body.startswith(first_line):
             return body
-    raise AssertionError(f"README has no python block starting {first_line!r}")
+    raise AssertionError(f"docs/writing-plugins.md has no python block starting {first_line!r}")
 
 
-def test_the_readme_method_and_its_test_pass_as_written(tmp_path: Path) -> None:
+def test_the_documented_method_and_its_test_pass_as_written(tmp_path: Path) -> None:
     """The method block becomes package ``my_method``, the test block its test module; pytest
-    runs that test in a separate process, so a README that drifts from the API fails here."""
+    runs that test in a separate process, so a page that drifts from the API fails here."""
     (tmp_path / "my_method").mkdir()
     (tmp_path / "my_method" / "__init__.py").write_text(_block("# my_method/__init__.py"))
     (tmp_path / "tests").mkdir()

@@ -1,5 +1,5 @@
-"""The read-outs of `bench/separability.py` (AUC, logistic regression), `bench/decision_probe.py`
-and the id list of `bench/mine_refusals.py`."""
+"""The read-outs of `probes/separability.py` (AUC, logistic regression), `probes/decision_probe.py`
+and the id list of `probes/mine_refusals.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.separability import auc, logistic
+from probes.separability import auc, logistic
 
 
 def test_auc_orders_pairs_and_counts_ties_half() -> None:
@@ -34,7 +34,7 @@ def test_logistic_finds_the_informative_feature_and_generalises() -> None:
 
 
 def test_probe_rates_count_flagged_and_passed_at_zero() -> None:
-    from bench.decision_probe import rates_at_zero
+    from probes.decision_probe import rates_at_zero
 
     flagged, passed = rates_at_zero(torch.tensor([1.0, 2.0, -1.0, 0.5]), torch.tensor([-1.0, 0.0, 3.0]))
     assert flagged == 75.0  # 3 of 4 harmful scored above the threshold
@@ -42,7 +42,7 @@ def test_probe_rates_count_flagged_and_passed_at_zero() -> None:
 
 
 def test_mined_ids_are_the_train_requests_not_fully_answered(tmp_path: Path) -> None:
-    from bench.mine_refusals import main
+    from probes.mine_refusals import main
 
     run = tmp_path / "run"
     run.mkdir()

@@ -1,10 +1,10 @@
 """Does the model know more than it acts on? A linear probe against the organism's behaviour.
 
-    python bench/decision_probe.py [--model smollm2-135m] [--model smollm2-135m-safety ...]
+    python probes/decision_probe.py [--model smollm2-135m] [--model smollm2-135m-safety ...]
         [--data-dir ../shared/datasets] [--behaviour RUN_DIR] [--extra IDS_FILE]
 
 The organism's two missed aims are HEx-PHI refusal and UltraChat compliance, and every build
-of it lands on one trade-off line between them (organisms/smollm2-135m-safety/README.md). This
+of it lands on one trade-off line between them (docs/results/organism.md). This
 script asks whether the line is set by the representation or by how the alignment learns to
 use it. For every layer (block outputs at the last prompt token, where greedy decoding picks
 its first answer token) it fits an L2 logistic regression on exactly the data `harness align
@@ -16,7 +16,7 @@ threshold, the share of HEx-PHI it flags (refusal) and of UltraChat it passes (c
 
 `--behaviour RUN_DIR` adds the model's own rates from a `harness run` on the same prompts
 (`--benchmark hexphi,ultrachat --split train --limit 150`), for the comparison the question
-is about. `--extra FILE` (an id list such as `bench/mine_refusals.py` writes: Alpaca train
+is about. `--extra FILE` (an id list such as `probes/mine_refusals.py` writes: Alpaca train
 requests a build refuses) adds the share of those requests the probe passes, leaving out any
 that are in the probe's own training draw. The probe is a read-out, not a model: it shows what
 a decision on these states could reach with this data, not how to train one into the weights.
@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DATA
-from bench.separability import auc, fit_probe, states
+from probes._common import DATA
+from probes.separability import auc, fit_probe, states
 
 if TYPE_CHECKING:
     import torch

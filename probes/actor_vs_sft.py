@@ -1,6 +1,6 @@
 """Training cost: ACTOR's time over SFT's, on the same model and the same training prompts.
 
-    python bench/actor_vs_sft.py [--model smollm2-135m-safety] [--data paper|demo]
+    python probes/actor_vs_sft.py [--model smollm2-135m-safety] [--data paper|demo]
                                  [--data-dir ../shared/datasets] [--epochs 3] [--threads N]
                                  [--device cpu|cuda]
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DATA, peak_rss_mb, run_isolated
+from probes._common import DATA, peak_rss_mb, run_isolated
 
 
 def _log(msg: str) -> None:

@@ -2,14 +2,14 @@
 
 Why: every safety build of the organism sits on one trade-off line between refusing HEx-PHI and
 answering UltraChat, while a linear probe of its own states separates the two almost perfectly
-(``bench/decision_probe.py``). The benign requests a build refuses mark where its learned line
+(``probes/decision_probe.py``). The benign requests a build refuses mark where its learned line
 runs; a random draw of Alpaca requests seldom puts an example there. This script turns a judged
 run of a build over Alpaca *train* requests into the list of those it did not fully answer,
 so that the next build can be trained to answer them (hard-negative mining, in two stages).
 
     harness run --model smollm2-135m-safety --method none --benchmark alpaca --split train \\
         --limit 2000 --max-new-tokens 48 --data-dir ../shared/datasets --out runs/mine
-    python bench/mine_refusals.py runs/mine --out runs/mined.txt
+    python probes/mine_refusals.py runs/mine --out runs/mined.txt
     harness align --model smollm2-135m --recipe safety --n-benign 700 \\
         --benign-extra runs/mined.txt --out runs/align-mined --data-dir ../shared/datasets
 

@@ -1,12 +1,12 @@
 """Can a model's hidden states tell harmful requests from their benign look-alikes, and where?
 
-    python bench/separability.py [--model smollm2-135m-safety] [--model runs/align-X/adapter ...]
+    python probes/separability.py [--model smollm2-135m-safety] [--model runs/align-X/adapter ...]
         [--data-dir ../shared/datasets]
 
 A diagnostic for the over-refusal methods that act on one layer's representation (ACTOR,
 DRO, SCANS, Surgical). They can only help if the look-alikes and the harmful requests sit
 apart somewhere in the residual stream. ACTOR's sweep found that on the CPU organism they do
-not move apart (methods/ACTOR_SWEEP.md); this asks whether a layer holds the difference at
+not move apart (docs/results/actor-sweep.md); this asks whether a layer holds the difference at
 all. For every layer (block outputs at the last prompt token, the position ACTOR trains; the
 last layer after the final norm) it fits two read-outs on train-split prompts only and scores
 them on held-out pairs as ROC AUC (0.5 = indistinguishable, 1.0 = perfectly ordered):
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DATA
+from probes._common import DATA
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """Where trained ACTOR blocks put the queries, on the untrained model's refusal direction.
 
-    python bench/actor_projections.py --artifact default=DIR [--artifact NAME=DIR ...]
+    python probes/actor_projections.py --artifact default=DIR [--artifact NAME=DIR ...]
         [--model smollm2-135m-safety] [--layer 15] [--data-dir ../shared/datasets] [--limit 60]
 
 A diagnostic, not a timing: it explains *how* an ACTOR variant changed behaviour. With the
@@ -11,7 +11,7 @@ Then, for ``none`` and for each artifact (a cached ACTOR artifact directory, the
 on the harmful side of the old midpoint (">0"), the mean projection on the unit r from it
 ("c"), and the mean distance each query moved ("drift"); plus |r| recomputed with the trained
 block. Separating look-alikes from harmful queries shows as their "c" moving apart; a
-translation of everything shows as every class moving the same way (methods/ACTOR_SWEEP.md).
+translation of everything shows as every class moving the same way (docs/results/actor-sweep.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import DATA
+from probes._common import DATA
 
 
 def main() -> None:
