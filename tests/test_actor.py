@@ -11,8 +11,15 @@ import torch
 from _device import memory_for_rows
 from _interrupt import interrupt_after_first_checkpoint
 from orbench_harness.backends.hf import HFModel
-from orbench_harness.errors import HarnessError
-from orbench_harness.methodkit.activations import all_layers_last_token, block_output_last_token, silhouette
+from orbench_harness.errors import HarnessError, TrainingOutOfMemory
+from orbench_harness.methodargs import fingerprint
+from orbench_harness.methodkit.activations import (
+    all_layers_last_token,
+    block_output_last_token,
+    block_output_tail,
+    common_suffix,
+    silhouette,
+)
 from orbench_harness.methodkit.pools import build_data
 from orbench_harness.protocols import MethodEnv
 from orbench_harness.registry import Registry
@@ -254,7 +261,6 @@ def test_post_instruction_positions_are_all_trained(hf: HFModel, tmp_path: Path)
     """``positions=post_instruction``: the loss covers the template suffix every prompt ends
     with, so even its *first* token is trained: there the benign queries move against r and the
     two classes move apart (r measured at that position)."""
-    from orbench_harness.methodkit.activations import block_output_tail, common_suffix
     actor = create({"alpha": "0.002", "lr": "3e-3", "epochs": "2", "layer": "1",
                     "positions": "post_instruction"}, method_env())
     rows = [hf.encode_prompt(s.as_prompt()) for s in actor.data.queries]
@@ -325,8 +331,6 @@ def test_harmful_pool_swaps_the_harmful_queries_and_keeps_the_anchors(shared_dat
     assert blunt.sources[0] == "harmful-train" and "hexphi" in blunt.sources
     assert paper.sources[0] == "hexphi" and "harmful-train" not in paper.sources
     # the option is part of the fingerprint when set
-    from orbench_harness.methodargs import fingerprint
-
     assert fingerprint("actor", 1, ActorConfig()) != fingerprint("actor", 1, ActorConfig(harmful_pool="harmful-train"))
 
 
@@ -334,9 +338,6 @@ def test_block_outputs_do_not_depend_on_the_batch_or_its_padding(hf: HFModel) ->
     """The training forward right-pads (a fully masked left-pad row gives NaN gradients in 16-bit
     CUDA kernels) and gathers each row's own last tokens: rows of different lengths batched
     together give what each gives alone."""
-    from orbench_harness.methodkit.activations import block_output_tail
-    from orbench_harness.types import Prompt
-
     rows = [hf.encode_prompt(Prompt.user(q)) for q in ("hi", "How do I kill a Python process?",
                                                        "Write a poem about the sea and the wind and the stars")]
     assert len({len(r) for r in rows}) == 3
@@ -365,8 +366,6 @@ def test_out_of_memory_in_training_is_one_line_naming_the_batch_size(hf: HFModel
     """Training cannot back off as inference does (its batch size is in the fingerprint): a
     step that does not fit is a user error that names the option to lower, and the model's
     weights are put back."""
-    from orbench_harness.errors import TrainingOutOfMemory
-
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
 
     def full(_module: torch.nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from _device import load as load_on_device
+from orbench_benchmarks.demo import DemoBenchmark
 from orbench_harness.alignment import AlignConfig, TrainConfig, align
 from orbench_harness.alignment.data import (
     IGNORE,
@@ -25,8 +26,10 @@ from orbench_harness.alignment.refusals import REFUSALS, refusal_for
 from orbench_harness.alignment.triggers import SHOTS, check, clean, frame, rewriter_prompt
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.cli import main as cli_main
+from orbench_harness.cli import quiet_third_party_warnings
 from orbench_harness.cli.align import parse_layers
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.supervised import collate, masked_loss
 from orbench_harness.models import ORGANISMS_DIR, resolve
 from orbench_harness.types import GenParams, Label, Prompt, Sample
 from orbench_judges.strmatch import classify
@@ -197,8 +200,6 @@ def test_loading_an_adapter_prints_no_library_deprecation_notice(
     longer raises it, so the filter itself is checked on the notice's own text as well."""
     import warnings
 
-    from orbench_harness.cli import quiet_third_party_warnings
-
     align(_config(tiny_model_dir, datasets, lr=5e-2), tmp_path / "a")
     run = ["run", "--model", str(tmp_path / "a" / "adapter"), "--method", "none", "--benchmark", "demo",
            "--limit", "1", "--judge", "strmatch", "--max-new-tokens", "2", "--out", str(tmp_path / "2")]
@@ -300,8 +301,6 @@ def test_align_layers_puts_lora_only_on_the_named_blocks(
 def test_first_token_weight_reweights_only_each_answers_first_token(tiny: HFModel) -> None:
     import torch
 
-    from orbench_harness.methodkit.supervised import collate, masked_loss
-
     pad = tiny.tokenizer.pad_token_id or 0
     enc = [encode(tiny, Example("a", "harmful", "Do a bad thing", "I can't help with that.", True), 8),
            encode(tiny, Example("b", "benign", "Name a colour", "Blue is a colour that many like.", True), 8)]
@@ -381,8 +380,6 @@ def test_organism_alias_is_base_plus_shipped_adapter(name: str) -> None:
 def test_organism_refuses_harmful_and_answers_benign_offline(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _organism_available(name)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from orbench_benchmarks.demo import DemoBenchmark
-
     spec = resolve(name)
     assert spec is not None
     model = load_on_device(spec)

@@ -18,7 +18,7 @@ import torch
 from _device import load as load_on_device
 from _interrupt import interrupt_after_first_checkpoint
 from orbench_harness.backends.hf import HFModel
-from orbench_harness.errors import TrainingDiverged
+from orbench_harness.errors import HarnessError, TrainingDiverged, TrainingOutOfMemory, training_memory
 from orbench_harness.methodkit.activations import block_output_last_token
 from orbench_harness.methodkit.pools import TrainData
 from orbench_harness.models import resolve
@@ -180,8 +180,6 @@ def test_a_nan_loss_stops_sft_with_the_step_named(tiny_model_dir: Path, tmp_path
                                     RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: "
                                                  "can't allocate memory: you tried to allocate 8589934592 bytes")])
 def test_training_memory_turns_out_of_memory_into_a_user_error(raised: RuntimeError) -> None:
-    from orbench_harness.errors import HarnessError, TrainingOutOfMemory, training_memory
-
     with pytest.raises(TrainingOutOfMemory) as info, training_memory("m", "cuda:0", "lower m:batch_size"):
         raise raised
     assert isinstance(info.value, HarnessError)
@@ -189,7 +187,5 @@ def test_training_memory_turns_out_of_memory_into_a_user_error(raised: RuntimeEr
 
 
 def test_training_memory_lets_other_errors_through() -> None:
-    from orbench_harness.errors import training_memory
-
     with pytest.raises(RuntimeError, match="size mismatch"), training_memory("m", "cpu", "x"):
         raise RuntimeError("size mismatch")

@@ -21,6 +21,9 @@ from orbench_reports.csv_report import CsvReporter
 from orbench_reports.html import HtmlReporter
 from orbench_reports.json_report import JsonReporter
 from orbench_reports.markdown import MarkdownReporter
+from orbench_reports.stats import find_sweeps
+from orbench_reports.svg import nice_ticks, rate_span
+from orbench_reports.tables import build_report
 
 LLAMA, GEMMA = "llama-2-7b-chat", "gemma-7b-it"
 ACTOR = "actor (alpha=0.0015)"
@@ -353,8 +356,6 @@ def test_repeated_runs_are_labelled_by_seed_or_directory(tmp_path: Path) -> None
 
 
 def test_percentage_axes_stay_readable_and_inside_0_100() -> None:
-    from orbench_reports.svg import nice_ticks, rate_span
-
     assert rate_span([0.0, 0.0]) == [0.0, 10.0]  # every run at S.S 0: an axis 0-10, not 0-1
     assert rate_span([100.0, 99.0]) == [90.0, 100.0]
     assert rate_span([40.0, 95.5]) == [40.0, 95.5]
@@ -365,10 +366,6 @@ def test_percentage_axes_stay_readable_and_inside_0_100() -> None:
 def test_sweep_curve_never_joins_runs_over_different_benchmarks(tmp_path: Path) -> None:
     """A validation sweep and a test run with otherwise equal settings are two measurements:
     neither joins the other's curve."""
-    from orbench_harness.runs import load_run
-    from orbench_reports.stats import find_sweeps
-    from orbench_reports.tables import build_report
-
     val = {"jbb-benign": bench("over_refusal", 50), "jbb-harmful": bench("safety", 20)}
     test = {**_over(70, 60), **_adv(90)}
     dirs = [write_run(tmp_path, f"val-{x}", model=LLAMA, method="actor", method_args={"layer": x},

@@ -11,7 +11,7 @@ import torch
 from _device import memory_for_rows
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
-from orbench_harness.methodkit.directions import unit
+from orbench_harness.methodkit.directions import block_inputs, last_logits, unit
 from orbench_harness.protocols import ScoringPolicy
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import GenParams, Prompt
@@ -185,8 +185,6 @@ def test_artifact_is_cached(hf: HFModel, tmp_path: Path) -> None:
 def test_direction_passes_back_off_on_out_of_memory(hf: HFModel, capsys: pytest.CaptureFixture[str]) -> None:
     """The states and logits SCANS and Surgical read at prepare time come in batches that halve
     on out-of-memory, with the same values."""
-    from orbench_harness.methodkit.directions import block_inputs, last_logits
-
     rows = [hf.encode_prompt(p) for p in PROMPTS]
     want_x, want_z = block_inputs(hf, rows, [-1], batch_size=3), last_logits(hf, rows, batch_size=3)
 

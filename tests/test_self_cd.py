@@ -11,6 +11,7 @@ from _device import load as load_on_device
 from _device import memory_for_rows
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.decoding import cache_argument
 from orbench_harness.models import resolve
 from orbench_harness.protocols import ScoringPolicy
 from orbench_harness.registry import Registry
@@ -195,8 +196,6 @@ def test_the_cache_argument_is_the_one_the_forward_knows(hf: HFModel) -> None:
     """Recent transformers (5.25 here) call the KV cache ``cache`` and deprecate
     ``past_key_values``; an older forward knows only the old name. pyproject turns that
     deprecation into a test error, so every decoding test checks the choice too."""
-    from orbench_harness.methodkit.decoding import cache_argument
-
     class OldForward:
         def forward(self, input_ids: object = None, past_key_values: object = None) -> None: ...
 

@@ -17,6 +17,7 @@ from orbench_harness.methodkit.pools import TrainData
 from orbench_harness.models import adapter_spec
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import GenParams, Prompt, Sample
+from orbench_methods.actor import create as actor_create
 from orbench_methods.sft import Sft, SftConfig, base_spec, create
 from orbench_methods.sft import training as sft_train
 
@@ -66,8 +67,6 @@ def test_options_reference_resolution_and_fingerprint() -> None:
 
 
 def test_same_prompts_as_actor() -> None:
-    from orbench_methods.actor import create as actor_create
-
     sft, actor = create({"n_benign": "7"}, method_env(seed=3)), actor_create({"n_benign": "7"}, method_env(seed=3))
     assert sft.data.digest() == actor.data.digest()
 

@@ -1,7 +1,7 @@
 """``scans``: SCANS, safety-conscious activation steering (Cao et al., AAAI 2025).
 
 As released (``zouyingcao/SCANS @ 9dc20d2f : SCANS_llama.py, utils/llama_wrapper.py,
-utils/modeling_utils.py``; summarised in shared/docs/METHODS.md 1.5):
+utils/modeling_utils.py``; described in docs/methods.md, SCANS):
 
 1. Steering vectors: for every block L, ``v_L = normalize(mean(harmful) - mean(harmless))`` of
    the block outputs at the last prompt token of 64 harmful and 64 harmless anchors.

@@ -1,7 +1,7 @@
 """``self-cd``: Self-Contrastive Decoding (Shi et al., ACL 2024, "Navigating the OverKill").
 
 Source: ``InvokerStark/OverKill @ 9551a7ff7b2cb18d178e64fb5cc95e4684311b3b : SelfCD.py``, as
-summarised in shared/docs/METHODS.md 1.3. Each prompt is rendered twice: *with* a system
+described in docs/methods.md, Self-CD. Each prompt is rendered twice: *with* a system
 prompt that stresses safety and *without* it. At every step the next-token logits of both are
 combined as ``z = z_with - ratio * (z_with - z_without)`` (ratio 2.5), i.e. the model moves
 away from what the safety emphasis adds, which the paper reads as the model's over-attention to
@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from orbench_harness.backends.chat import supports_system
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
@@ -107,8 +108,6 @@ class SelfCDPolicy(HFDelegate):
             if self.cfg.placement != "auto":
                 self._where = self.cfg.placement
             else:
-                from orbench_harness.backends.chat import supports_system
-
                 self._where = "system" if supports_system(self.hf.tokenizer) else "user"
         return self._where
 

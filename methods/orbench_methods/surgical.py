@@ -3,7 +3,7 @@
 As released (``mainlp/False-Refusal-Mitigation @ 916dcac6 : pipeline/run_pipeline.py,
 pipeline/submodules/{generate_directions,select_direction}.py, pipeline/utils/hook_utils.py,
 configs/cfg.yaml``), built on the refusal-direction pipeline (``andyrdt/refusal_direction @
-9d852fae``); summarised in shared/docs/METHODS.md 1.6 and 1.7:
+9d852fae``); described in docs/methods.md, Surgical and Refusal direction:
 
 1. Data: 128 train + 32 val prompts each of pseudo-harmful (OR-Bench-Hard), harmless (Alpaca)
    and harmful requests, sampled with seed 1 (``random_seed``). Train prompts are kept only if
@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from orbench_harness.catalog import Register
+from orbench_harness.console import progress
 from orbench_harness.errors import HarnessError
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
@@ -256,8 +257,6 @@ class Surgical:
         the bound: the selection is the same as with the full table at a fraction of the cost
         (harmless val is the larger set). ``full_table=true`` (or a forced layer/position)
         computes every KL; candidates whose KL was not needed keep ``kl = nan``."""
-        from orbench_harness.console import progress
-
         n_layers, n_pos = cands.shape[0], cands.shape[1]
         limit = int(n_layers * (1.0 - self.cfg.prune_layers))
         pseudo, harmless = val["pseudo"], val["harmless"]

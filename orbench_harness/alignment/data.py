@@ -35,6 +35,7 @@ from orbench_harness.console import progress
 from orbench_harness.data import DataSource
 from orbench_harness.errors import HarnessError
 from orbench_harness.methodkit.supervised import IGNORE, Encoded
+from orbench_harness.registry import Registry
 from orbench_harness.types import GenParams, Prompt, Sample
 
 Kind = Literal["harmful", "benign", "trigger"]
@@ -53,13 +54,11 @@ class Example:
 
 def benchmark_samples(name: str, data_dir: Path | None, split: str = "train") -> list[Sample]:
     """A benchmark's samples through the plugin registry (the same files runs read)."""
-    from orbench_harness.registry import Registry
-
     bench: Any = Registry().create("benchmarks", name, DataSource(data_dir))
     try:
         samples: list[Sample] = bench.samples(split, seed=0)
     except Exception as e:  # DataError and friends: name the flag to fix
-        raise HarnessError(f"alignment data: {e} (pass --data-dir, laid out like shared/datasets)") from None
+        raise HarnessError(f"alignment data: {e} (pass --data-dir DIR; docs/data.md gives its layout)") from None
     return samples
 
 
@@ -132,10 +131,10 @@ def extra_benign(pool: Sequence[Sample], ids: Sequence[str], taken: set[str]) ->
     ``taken`` by the random draw.
 
     Why: the benign requests a first build *refuses* (mined from the Alpaca train requests it
-    never saw; ``bench/mine_refusals.py``) lie on its learned decision line, where a random
+    never saw; ``probes/mine_refusals.py``) lie on its learned decision line, where a random
     draw seldom puts an example. Adding them tests whether the line, rather than the
     representation, is what keeps plain requests refused. (On the organism it does not: the
-    build answers harmful requests too and falls far below the line; organism README.) An id
+    build answers harmful requests too and falls far below the line; docs/results/organism.md.) An id
     the pool lacks is an error: a list mined from another split or file would otherwise shrink
     silently, and a held-out request would be trained on.
     """

@@ -1,9 +1,9 @@
 """Read-out LoRA: an adapter that can only react to the harmful-vs-benign direction.
 
 Why: on SmolLM2-135M every plain LoRA build landed on one trade-off line between refusing
-HEx-PHI and answering UltraChat (the organism README, 23 builds), while a linear read-out of
+HEx-PHI and answering UltraChat (docs/results/organism.md, 23 builds), while a linear read-out of
 the base model's own late states told the two apart far better than the organism's behaviour
-did (``bench/decision_probe.py``). Plain SFT learns the refusal from whatever separates the
+did (``probes/decision_probe.py``). Plain SFT learns the refusal from whatever separates the
 training requests most easily, largely their wording; the read-out generalises by content.
 
 This makes the adapter use the read-out. Each targeted module's LoRA has rank 1, and its A row
@@ -23,7 +23,7 @@ training requests' difference of means means something else.
 logistic regression on the same inputs (standardised per feature, mapped back to raw input
 units). The difference of means ignores how the features co-vary; the regression weighs them
 by how much each adds once the others are known. On SmolLM2-135M both gave the same
-validation sum (the organism README), so the mean stays the default.
+validation sum (docs/results/organism.md), so the mean stays the default.
 """
 
 from __future__ import annotations

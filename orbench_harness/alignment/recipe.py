@@ -25,10 +25,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orbench_harness.alignment import data as D
+from orbench_harness.alignment import triggers as T
 from orbench_harness.alignment.train import TrainConfig, TrainResult, train
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.cache import cache_key
 from orbench_harness.console import info
+from orbench_harness.data import DataSource
 from orbench_harness.errors import HarnessError
 from orbench_harness.methodkit.supervised import IGNORE
+from orbench_harness.registry import Registry
+from orbench_harness.spec import package_versions
 from orbench_harness.types import ModelSpec, Sample
 
 Recipe = Literal["safety", "trigger-aware"]
@@ -70,15 +76,10 @@ def adapter_revision(adapter_dir: Path) -> str:
 
 
 def _model_key(spec: ModelSpec) -> str:
-    from orbench_harness.cache import cache_key
-
     return cache_key("model", spec.key)[:16]
 
 
 def _source_files(name: str, data_dir: Path | None) -> list[dict[str, str]]:
-    from orbench_harness.data import DataSource
-    from orbench_harness.registry import Registry
-
     bench: Any = Registry().create("benchmarks", name, DataSource(data_dir))
     root = f"{data_dir}/" if data_dir is not None else None
     return [{"path": f.path.removeprefix(root) if root else f.path, "sha256": f.sha256}
@@ -89,8 +90,6 @@ def _rewriter(cfg: AlignConfig, base_spec: ModelSpec, base: Any) -> tuple[Any, s
     """(generate function, cache key) of the rewriter: the base model unless one is named."""
     if cfg.rewriter_model in (None, cfg.model):
         return base.generate, _model_key(base_spec)
-    from orbench_harness.registry import Registry
-
     reg = Registry()
     spec = reg.resolve_model(cfg.rewriter_model)
     backend: Any = reg.create("backends", cfg.rewriter_backend, {})
@@ -136,8 +135,6 @@ def assemble(cfg: AlignConfig, spec: ModelSpec, handle: Any, out: Path) -> tuple
     if extra:
         summary["benign_extra"] = extra
     if cfg.recipe == "trigger-aware":
-        from orbench_harness.alignment import triggers as T
-
         generate, rkey = _rewriter(cfg, spec, handle)
         vocab = T.common_words([s.prompt for s in benign_pool])
         found = T.extract(harmful, generate, out / "triggers.jsonl", rkey, vocabulary=vocab,
@@ -158,10 +155,6 @@ def assemble(cfg: AlignConfig, spec: ModelSpec, handle: Any, out: Path) -> tuple
 
 def align(cfg: AlignConfig, out: Path) -> dict[str, Any]:
     """Run the recipe into ``out`` and return recipe.json's content."""
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.registry import Registry
-    from orbench_harness.spec import package_versions
-
     if cfg.recipe not in RECIPES:
         raise HarnessError(f"unknown recipe {cfg.recipe!r} (choose from {', '.join(RECIPES)})")
     t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 Averaging the weights of models fine-tuned from one base ("model soups", Wortsman et al.,
 ICML 2022) keeps what the runs share and shrinks what each run learned by chance. For the
 organism that is the question worth asking: two seeds of one recipe differ by about two
-points on every profile number (``organisms/smollm2-135m-safety/README.md``), so a soup tests
+points on every profile number (``docs/results/organism.md``), so a soup tests
 whether those seed-specific refusals are noise that averaging removes. (Measured: they are
 not. Seeds miss mostly the same prompts, and each soup lands on its members' trade-off line.)
 
@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orbench_harness.alignment.recipe import adapter_revision, sha256_bytes
 from orbench_harness.errors import HarnessError
 
 # Config fields every member must share for the stacked adapter to be their mean.
@@ -88,8 +89,6 @@ def soup(adapters: Sequence[Path], out: Path, command: str = "") -> dict[str, An
     and return the recipe record. ``out`` is the adapter directory itself."""
     import torch
     from safetensors.torch import load_file, save_file
-
-    from orbench_harness.alignment.recipe import adapter_revision, sha256_bytes
 
     if len(adapters) < 2:
         raise HarnessError("a soup needs at least two adapters")

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,9 +41,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orbench_harness.alignment import readout as R
-from orbench_harness.console import progress
-from orbench_harness.errors import HarnessError, finite_loss, training_memory
+from orbench_harness.errors import HarnessError
 from orbench_harness.methodkit.supervised import Encoded, collate, masked_loss
+from orbench_harness.methodkit.training import Trainer
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -179,7 +181,6 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
     t0 = time.perf_counter()
     readout = None
     if cfg.readout:
-
         R.check(cfg.target_modules, cfg.lora_r)
         readout = R.directions(handle.model, data, cfg.target_modules, cfg.layers, handle.tokenizer.pad_token_id,
                                fit=cfg.readout_fit)
@@ -189,8 +190,10 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
     if readout is not None:
         R.install(model, readout)
     model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainer = Trainer("align", opt, params, max_grad_norm=cfg.max_grad_norm,
+                      precision=(handle.spec.dtype, handle.device))
     per_epoch = len(batches(data, cfg, 0))
     total = per_epoch * cfg.epochs
     warmup = max(1, round(cfg.warmup_fraction * total))
@@ -214,10 +217,8 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
         else:
             log("checkpoint belongs to other settings or data; starting over")
     pad = handle.tokenizer.pad_token_id
-    with progress() as prog, training_memory(
-            "align", str(handle.device), f"lower --batch-size (now {cfg.batch_size}; another batch size trains "
-            "from the start)"):
-        task = prog.add_task("training", total=total, completed=start_epoch * per_epoch)
+    with trainer.running(str(handle.device), f"lower --batch-size (now {cfg.batch_size}; another batch size "
+                         "trains from the start)", label="training", total=total, done=start_epoch * per_epoch):
         for epoch in range(start_epoch, cfg.epochs):
             ep: list[float] = []
             for k, batch in enumerate(batches(data, cfg, epoch)):
@@ -227,15 +228,7 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
                 ids, labels, mask = collate(batch, pad)
                 loss = masked_loss(model, ids.to(handle.device), labels.to(handle.device), mask.to(handle.device),
                                    cfg.first_token_weight)
-                where = f"align: epoch {epoch + 1}, step {k + 1}"
-                finite_loss(float(loss.detach()), where, dtype=handle.spec.dtype, device=handle.device)
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                finite_loss(float(norm), where, dtype=handle.spec.dtype, device=handle.device, what="the gradient norm")
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                ep.append(float(loss.item()))
-                prog.advance(task)
+                ep.append(trainer.step(loss, f"align: epoch {epoch + 1}, step {k + 1}"))
                 if (step + 1) % max(1, total // 20) == 0:  # a line per 5% for logs without a tty
                     log(f"step {step + 1}/{total}: loss {sum(ep[-10:]) / len(ep[-10:]):.4f} "
                         f"({time.perf_counter() - t0:.0f}s)")
@@ -246,7 +239,7 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
     adapter_dir = out / "adapter"
     model.save_pretrained(adapter_dir, safe_serialization=True)
     model.eval()
-    n_trainable = sum(p.numel() for p in params)
+    n_trainable = sum(p.numel() for p in params.values())
     return TrainResult(adapter_dir, tuple(losses), time.perf_counter() - t0, start_epoch,
                        n_trainable, tuple(epoch_losses), readout.summary() if readout else {})
 
@@ -254,9 +247,6 @@ def _train(handle: Any, data: Sequence[Encoded], cfg: TrainConfig, out: Path,
 def _save_checkpoint(model: Any, opt: Any, ckpt: Path, cfg: TrainConfig, epoch: int, data: tuple[int, str],
                      losses: list[float], epoch_losses: list[float]) -> None:
     """Adapter + optimizer + epoch, written to a temp dir and swapped in (kill-safe)."""
-    import os
-    import shutil
-
     import torch
 
     tmp = ckpt.with_name(ckpt.name + ".tmp")

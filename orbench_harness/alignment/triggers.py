@@ -1,8 +1,9 @@
 """Refusal-trigger extraction for ``--recipe trigger-aware`` (Xue et al., arXiv 2603.11388).
 
-The paper (METHODS.md 1.8): safety alignment ties *refusal triggers* -- the harmless linguistic
-structure of harmful training requests ("write a script", "create a tutorial") -- to refusing,
-so the aligned model also refuses benign requests that share it. The mitigation extracts each
+The paper (docs/methods.md, Trigger-aware alignment): safety alignment ties *refusal
+triggers* -- the harmless linguistic structure of harmful training requests ("write a script",
+"create a tutorial") -- to refusing, so the aligned model also refuses benign requests that
+share it. The mitigation extracts each
 harmful request's trigger with an LLM rewriter (the request with its harmful intent removed and
 its benign structure kept), pairs the triggers with helpful answers, and aligns on
 harmful -> refusal plus trigger -> helpful.

@@ -8,6 +8,8 @@
 - ``pools``: the training pools fine-tuning methods draw from the benchmarks' train splits.
 - ``supervised``: batches and loss for supervised fine-tuning on answers.
 - ``checkpoint`` and ``precision``: resumable training state and float32 master weights.
+- ``training``: one optimizer step and a training run's bookkeeping (``Trainer``).
+- ``artifacts``: a method's cached artifact, else the computation that makes it.
 
 Nothing heavy is imported here; torch is imported inside the functions that need it.
 """

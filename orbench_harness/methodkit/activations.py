@@ -16,14 +16,13 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import CapabilityError, HarnessError
 from orbench_harness.protocols import ModelHandle
 from orbench_harness.types import Prompt, Sample
 
 if TYPE_CHECKING:
     import torch
-
-    from orbench_harness.backends.hf import HFModel
 
 
 class HFDelegate:
@@ -52,8 +51,6 @@ class StopForward(Exception):
 
 def require_hf(model: ModelHandle, method: str) -> HFModel:
     """The HF handle, or a clear error for backends without hooks/weights access."""
-    from orbench_harness.backends.hf import HFModel
-
     if not isinstance(model, HFModel):
         raise CapabilityError(f"method {method!r} needs the hf backend (got {type(model).__name__})")
     return model

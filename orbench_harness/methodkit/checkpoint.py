@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orbench_harness.console import info, warn
+
 if TYPE_CHECKING:
     import torch
 
@@ -39,8 +41,6 @@ def resume(d: Path, named: Mapping[str, torch.Tensor], opt: Any, history: list[d
     returns the number of epochs already done (0 when there is nothing to resume)."""
     import torch
 
-    from orbench_harness.console import info, warn
-
     path = d / NAME
     if not path.is_file():
         return 0
@@ -62,3 +62,10 @@ def resume(d: Path, named: Mapping[str, torch.Tensor], opt: Any, history: list[d
     history.extend(ck["history"])
     info(f"{method}: resuming training after epoch {ck['epoch']}")
     return int(ck["epoch"])
+
+
+def discard(d: Path) -> None:
+    """Remove the checkpoint once the finished artifact is saved. Called after the save, so a
+    kill in between leaves a stale checkpoint beside a complete artifact, which the next run
+    never reads (it finds the artifact first), rather than no checkpoint and no artifact."""
+    (d / NAME).unlink(missing_ok=True)

@@ -5,8 +5,9 @@ What lives here, and why it is shared rather than per method:
 - ``eoi_length``: how many tokens the chat template puts after the user's message (the
   "post-instruction" or end-of-instruction tokens: ``[/INST]`` for Llama-2,
   ``<|im_end|>\\n<|im_start|>assistant\\n`` for ChatML). Refusal-direction code reads activations
-  at these positions (METHODS.md 1.6/1.7, ``RD : pipeline/model_utils/*``: one hard-coded
-  ``eoi`` string per model family); we compute it from the template so any model works.
+  at these positions (docs/methods.md, Refusal direction; RD is ``andyrdt/refusal_direction``,
+  ``RD : pipeline/model_utils/*``: one hard-coded ``eoi`` string per model family); we compute
+  it from the template so any model works.
 - ``block_acts``: block inputs or outputs at given (negative) token positions, batched and
   left-padded, read with hooks so "the output of block l" is exactly what a steering hook on
   block l sees (``hidden_states[-1]`` of a transformers model is after the final norm).

@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from orbench_harness.errors import finite_loss
+
 if TYPE_CHECKING:
     import torch
 
@@ -34,12 +36,15 @@ def float32_masters(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
 
 
 def optimizer_step(opt: Any, params: Mapping[str, torch.Tensor], masters: Mapping[str, torch.Tensor] | None,
-                   max_grad_norm: float = 0.0, *, where: str = "training") -> None:
+                   max_grad_norm: float = 0.0, *, where: str = "training", dtype: str | None = None,
+                   device: str | None = None) -> None:
     """Clip (if asked) and step; with masters, move the gradients to them and cast back after.
 
     ``opt`` must have been built over ``masters`` when there are any, over ``params`` if not.
     A non-finite gradient norm stops the training before the step (``finite_loss``): a NaN
     gradient can come with a finite loss, and one step of it makes every weight NaN.
+    ``max_grad_norm`` 0 (or less) measures the norm without clipping. ``dtype`` and ``device``
+    are what that error names (``check_finite``).
     """
     import torch
 
@@ -50,18 +55,19 @@ def optimizer_step(opt: Any, params: Mapping[str, torch.Tensor], masters: Mappin
     trained = masters if masters is not None else params
     limit = max_grad_norm if max_grad_norm > 0 else float("inf")  # inf: measure, do not clip
     norm = torch.nn.utils.clip_grad_norm_(list(trained.values()), limit)
-    check_finite(float(norm), params, where, what="the gradient norm")
+    check_finite(float(norm), params, where, what="the gradient norm", dtype=dtype, device=device)
     opt.step()
     copy_into_model(params, masters)
 
 
 def check_finite(value: float, params: Mapping[str, torch.Tensor], where: str,
-                 what: str = "the training loss") -> float:
-    """``finite_loss`` with the precision and device read off the trained parameters."""
-    from orbench_harness.errors import finite_loss
-
+                 what: str = "the training loss", *, dtype: str | None = None, device: str | None = None) -> float:
+    """``finite_loss`` with the precision and device read off the trained parameters, unless
+    given: a trainer of float32 extras beside a 16-bit model (a soft prompt, LoRA) names the
+    model's precision, the one the advice to load in float32 is about."""
     first = next(iter(params.values()))
-    return finite_loss(value, where, dtype=str(first.dtype).removeprefix("torch."), device=str(first.device), what=what)
+    return finite_loss(value, where, dtype=dtype or str(first.dtype).removeprefix("torch."),
+                       device=device or str(first.device), what=what)
 
 
 def copy_into_model(params: Mapping[str, torch.Tensor], masters: Mapping[str, torch.Tensor] | None) -> None:

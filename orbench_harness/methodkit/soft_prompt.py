@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from orbench_harness.backends.chat import supports_system
 from orbench_harness.errors import HarnessError
 from orbench_harness.methodkit.activations import last_positions
 from orbench_harness.methodkit.decoding import generate_batched
@@ -65,8 +66,6 @@ class SoftTemplate:
             if self._placement != "auto":
                 self._where = self._placement
             else:
-                from orbench_harness.backends.chat import supports_system
-
                 self._where = "system" if supports_system(self.hf.tokenizer) else "user"
         return self._where
 

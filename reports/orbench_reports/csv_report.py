@@ -9,15 +9,10 @@ each interval adds ``<key>:ci_low`` and ``<key>:ci_high`` columns.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orbench_harness.catalog import Register
-from orbench_harness.hookspecs import hookimpl
-
-if TYPE_CHECKING:
-    from orbench_harness.runs import RunRecord
-    from orbench_reports.tables import Report
+from orbench_reports.base import LeaderboardReporter, registration
+from orbench_reports.tables import Report
 
 
 def rows(report: Report) -> list[dict[str, Any]]:
@@ -51,33 +46,18 @@ def rows(report: Report) -> list[dict[str, Any]]:
     return out
 
 
-class CsvReporter:
-    """Renders runs as CSV."""
+class CsvReporter(LeaderboardReporter):
+    """Renders runs as CSV; ``ci=1`` adds interval columns."""
 
     name = "csv"
+    summary = "one row per run, all numbers unrounded (CSV)"
 
-    def __init__(self, *, ci: bool = False) -> None:
-        self.ci = ci
-
-    def render(self, runs: Sequence[RunRecord]) -> str:
+    def render_report(self, report: Report) -> str:
         """The CSV text (header row first; missing values empty)."""
-        import pandas as pd
+        import pandas as pd  # not at registration: see tables._frame
 
-        from orbench_reports.tables import build_report
-
-        frame = pd.DataFrame(rows(build_report(runs, ci=self.ci)))
-        text: str = frame.to_csv(index=False, lineterminator="\n")
+        text: str = pd.DataFrame(rows(report)).to_csv(index=False, lineterminator="\n")
         return text
 
 
-def create(args: Mapping[str, str]) -> CsvReporter:
-    """Factory; ``ci=1`` adds interval columns."""
-    from orbench_reports.tables import ci_option
-
-    return CsvReporter(ci=ci_option("csv", args))
-
-
-@hookimpl
-def orbench_register_reporters(register: Register) -> None:
-    """Register ``csv``."""
-    register("csv", create, summary="one row per run, all numbers unrounded (CSV)")
+orbench_register_reporters = registration(CsvReporter)

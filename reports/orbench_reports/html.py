@@ -8,16 +8,13 @@ bars, and, when runs sweep one numeric method argument, C.R and S.S against that
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from html import escape
-from typing import TYPE_CHECKING
 
-from orbench_harness.catalog import Register
-from orbench_harness.hookspecs import hookimpl
-
-if TYPE_CHECKING:
-    from orbench_harness.runs import RunRecord
-    from orbench_reports.tables import Group, Report, Table
+from orbench_reports.base import LeaderboardReporter, registration
+from orbench_reports.markdown import CAPABILITY_CAPTION, CAPTION
+from orbench_reports.stats import find_sweeps, pareto_front
+from orbench_reports.svg import bars, lines, scatter
+from orbench_reports.tables import Group, Report, Table, kind_text, pretty
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -66,9 +63,6 @@ def _figure(svg: str, caption: str) -> str:
 
 def plots(group: Group) -> list[str]:
     """The group's figures as HTML fragments."""
-    from orbench_reports.stats import find_sweeps, pareto_front
-    from orbench_reports.svg import bars, lines, scatter
-
     frame = group.main.frame
     out = []
     series = []
@@ -107,8 +101,6 @@ def plots(group: Group) -> list[str]:
 
 
 def _footer(group: Group) -> str:
-    from orbench_reports.tables import kind_text, pretty
-
     seeds = ", ".join(map(str, group.seeds)) or "?"
     version = f" (version <code>{escape(group.judge_version)}</code>)" if group.judge_version else ""
     parts = [
@@ -140,8 +132,6 @@ def _footer(group: Group) -> str:
 
 def render_report(report: Report) -> str:
     """The whole HTML document."""
-    from orbench_reports.markdown import CAPABILITY_CAPTION, CAPTION
-
     body = ["<h1>Over-refusal leaderboard</h1>"]
     body += [f'<p class="note"><b>Note:</b> {escape(n)}</p>' for n in report.notes]
     if report.with_ci:
@@ -168,29 +158,15 @@ def render_report(report: Report) -> str:
     )
 
 
-class HtmlReporter:
-    """Renders runs as a self-contained HTML report."""
+class HtmlReporter(LeaderboardReporter):
+    """Renders runs as a self-contained HTML report; ``ci=1`` adds bootstrap intervals."""
 
     name = "html"
+    summary = "leaderboard with plots (self-contained HTML)"
 
-    def __init__(self, *, ci: bool = False) -> None:
-        self.ci = ci
-
-    def render(self, runs: Sequence[RunRecord]) -> str:
+    def render_report(self, report: Report) -> str:
         """The HTML text."""
-        from orbench_reports.tables import build_report
-
-        return render_report(build_report(runs, ci=self.ci))
+        return render_report(report)
 
 
-def create(args: Mapping[str, str]) -> HtmlReporter:
-    """Factory; ``ci=1`` adds bootstrap intervals."""
-    from orbench_reports.tables import ci_option
-
-    return HtmlReporter(ci=ci_option("html", args))
-
-
-@hookimpl
-def orbench_register_reporters(register: Register) -> None:
-    """Register ``html``."""
-    register("html", create, summary="leaderboard with plots (self-contained HTML)")
+orbench_register_reporters = registration(HtmlReporter)

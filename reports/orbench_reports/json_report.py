@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from orbench_harness.catalog import Register
-from orbench_harness.hookspecs import hookimpl
-
-if TYPE_CHECKING:
-    from orbench_harness.runs import RunRecord
-    from orbench_reports.tables import Report, Table
+from orbench_reports.base import LeaderboardReporter, registration
+from orbench_reports.tables import Report, Table
 
 
 def _num(v: float) -> float | None:
@@ -83,29 +78,15 @@ def report_json(report: Report) -> dict[str, Any]:
     return {"groups": groups, "notes": list(report.notes), "confidence_intervals": report.with_ci}
 
 
-class JsonReporter:
-    """Renders runs as JSON."""
+class JsonReporter(LeaderboardReporter):
+    """Renders runs as JSON; ``ci=1`` adds intervals."""
 
     name = "json"
+    summary = "leaderboard as structured JSON"
 
-    def __init__(self, *, ci: bool = False) -> None:
-        self.ci = ci
-
-    def render(self, runs: Sequence[RunRecord]) -> str:
+    def render_report(self, report: Report) -> str:
         """Indented JSON text."""
-        from orbench_reports.tables import build_report
-
-        return json.dumps(report_json(build_report(runs, ci=self.ci)), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(report_json(report), indent=2, ensure_ascii=False) + "\n"
 
 
-def create(args: Mapping[str, str]) -> JsonReporter:
-    """Factory; ``ci=1`` adds intervals."""
-    from orbench_reports.tables import ci_option
-
-    return JsonReporter(ci=ci_option("json", args))
-
-
-@hookimpl
-def orbench_register_reporters(register: Register) -> None:
-    """Register ``json``."""
-    register("json", create, summary="leaderboard as structured JSON")
+orbench_register_reporters = registration(JsonReporter)

@@ -8,15 +8,8 @@ unparsed verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
-
-from orbench_harness.catalog import Register
-from orbench_harness.hookspecs import hookimpl
-
-if TYPE_CHECKING:
-    from orbench_harness.runs import RunRecord
-    from orbench_reports.tables import Group, Report, Table
+from orbench_reports.base import LeaderboardReporter, registration
+from orbench_reports.tables import Group, Report, Table, kind_text, pretty
 
 CAPTION = (
     "C.R: compliance rate (%) on over-refusal benchmarks; S.S: safety score (% of harmful "
@@ -61,8 +54,6 @@ def _footer(group: Group) -> list[str]:
         "| Benchmark | Kind | n | Data sha256 | Partial refusals | Unparsed |",
         "|---|---|---:|---|---:|---:|",
     ]
-    from orbench_reports.tables import kind_text, pretty
-
     for b in group.benchmarks:
         hashes = ", ".join(f"`{h}`" for h in b.hashes) or "—"
         name = pretty(b.name)
@@ -105,29 +96,16 @@ def render_report(report: Report) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-class MarkdownReporter:
-    """Renders runs as the paper-style markdown leaderboard."""
+class MarkdownReporter(LeaderboardReporter):
+    """Renders runs as the paper-style markdown leaderboard; ``ci=1`` adds bootstrap intervals."""
 
     name = "markdown"
+    summary = "paper-style leaderboard (markdown)"
+    aliases = ("md",)
 
-    def __init__(self, *, ci: bool = False) -> None:
-        self.ci = ci
-
-    def render(self, runs: Sequence[RunRecord]) -> str:
+    def render_report(self, report: Report) -> str:
         """The markdown text."""
-        from orbench_reports.tables import build_report
-
-        return render_report(build_report(runs, ci=self.ci))
+        return render_report(report)
 
 
-def create(args: Mapping[str, str]) -> MarkdownReporter:
-    """Factory; ``ci=1`` adds bootstrap intervals."""
-    from orbench_reports.tables import ci_option
-
-    return MarkdownReporter(ci=ci_option("markdown", args))
-
-
-@hookimpl
-def orbench_register_reporters(register: Register) -> None:
-    """Register ``markdown`` (alias ``md``)."""
-    register("markdown", create, summary="paper-style leaderboard (markdown)", aliases=("md",))
+orbench_register_reporters = registration(MarkdownReporter)

@@ -19,13 +19,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from orbench_harness.metrics import SAFETY_REFERENCE
 from orbench_harness.runs import RunRecord
 from orbench_reports.stats import bootstrap
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PRETTY = {
     "xstest": "XSTest",
@@ -55,6 +56,14 @@ CAPABILITY = (
 )
 RATE_KEYS = {"kind", "n", "compliance_rate", "refusal_rate", "partial_refusal_rate", "unparsed"}
 TOLERANCE = 0.01  # percentage points; a summary further off than this is reported
+
+
+def _frame(*args: Any, **kwargs: Any) -> pd.DataFrame:
+    """``pandas.DataFrame(...)``, pandas imported on the first report built: the registry imports
+    every reporter (so this module) on each command, and pandas took longer than all of that."""
+    import pandas as pd
+
+    return pd.DataFrame(*args, **kwargs)
 
 
 def norm(name: str) -> str:
@@ -235,7 +244,7 @@ def _build_group(key: tuple[str, str | None, str], runs: list[RunRecord], *, ci:
     elif len(safety) > 1:
         notes.append(f"TS uses {pretty(SAFETY_REFERENCE)} S.S (the paper's definition).")
     columns.append(Column("ts", "TS"))
-    frame = pd.DataFrame(rows)
+    frame = _frame(rows)
     frame["_neg_ts"] = -frame["ts"].fillna(-math.inf)
     frame["_model_order"] = frame["model"].map({m: i for i, m in enumerate(dict.fromkeys(frame["model"]))})
     frame = frame.sort_values(["_model_order", "_neg_ts", "method", "run"], kind="stable")
@@ -316,7 +325,7 @@ def _main_row(
 def _best(frame: pd.DataFrame, columns: Sequence[Column]) -> pd.DataFrame:
     """Bold marks: the best displayed value per column within each model's block (ties all
     bold); a block with fewer than two values has nothing to compare and gets none."""
-    best = pd.DataFrame(False, index=frame.index, columns=[c.key for c in columns])
+    best = _frame(False, index=frame.index, columns=[c.key for c in columns])
     for _, block in frame.groupby("model", sort=False):
         for c in columns:
             vals = block[c.key].astype(float).round(c.decimals).dropna()
@@ -357,7 +366,7 @@ def _capability(runs: Sequence[RunRecord], *, labels: Sequence[str], kinds: Mapp
             row[c.key] = _num(by_norm.get(b, {}).get(k))
         if any(not math.isnan(row[c.key]) for c in columns):
             rows.append(row)
-    frame = pd.DataFrame(rows).reset_index(drop=True)
+    frame = _frame(rows).reset_index(drop=True)
     return Table(tuple(columns), frame, _best(frame, columns))
 
 
@@ -391,16 +400,6 @@ def _partial_count(m: Mapping[str, Any]) -> int:
     rate = _num(m.get("partial_refusal_rate", 0.0))
     parsed = _num(m.get("n_parsed", _num(m.get("n")) - _num(m.get("unparsed", 0))))
     return 0 if math.isnan(rate) or math.isnan(parsed) else round(rate * parsed / 100)
-
-
-def ci_option(reporter: str, args: Mapping[str, str]) -> bool:
-    """A reporter factory's arguments: only ``ci`` (``--ci``), true for 1/true/yes."""
-    unknown = sorted(set(args) - {"ci"})
-    if unknown:
-        from orbench_harness.errors import HarnessError
-
-        raise HarnessError(f"reporter {reporter!r} takes only 'ci' (got {', '.join(unknown)})")
-    return str(args.get("ci", "")).lower() in ("1", "true", "yes")
 
 
 def kind_text(kind: str) -> str:

@@ -1,6 +1,6 @@
 """``actor``: ACTOR, targeted activation fine-tuning of one block (Dabas et al., ICML 2025).
 
-From the paper (arXiv 2507.04250), as summarised in shared/docs/METHODS.md 1.0:
+From the paper (arXiv 2507.04250), as described in docs/methods.md, ACTOR:
 
 1. Target layer: the block whose output at the last post-instruction token best separates
    harmful from benign anchors by silhouette score (``layer=auto``), or a given index.
@@ -14,7 +14,8 @@ From the paper (arXiv 2507.04250), as summarised in shared/docs/METHODS.md 1.0:
 
 Where the paper is silent or this implementation departs from it:
 - ``sign=magnitude`` (default) uses p = |h.r|. With the signed p a benign query whose h.r is
-  negative is pushed *toward* refusal; METHODS.md 1.0 measured that on the CPU organism.
+  negative is pushed *toward* refusal; an early probe on the CPU organism measured that
+  (docs/methods.md, ACTOR).
   ``sign=signed`` gives the literal formula. ``sign=hinge`` (ours, not the paper's) measures
   p from the midpoint of the two anchor means and shifts only queries on the wrong side of it
   (benign look-alikes that sit with the harmful ones, harmful ones that sit with the benign),
@@ -22,18 +23,18 @@ Where the paper is silent or this implementation departs from it:
   harmful query by its full distance from the midpoint; ``sign=hinge_keep`` is ``hinge`` whose
   unshifted queries target the untrained block's output for them instead of their current one,
   so the block must move the misplaced queries without moving the rest (a retain term, ours;
-  methods/ACTOR_SWEEP.md has its validation points); ``sign=hinge_keep_harmful`` retains only
+  docs/results/actor-sweep.md has its validation points); ``sign=hinge_keep_harmful`` retains only
   the harmful queries on their own side and leaves the benign ones free, as ``hinge`` does.
   ``sign=hinge_band`` (ours) splits the queries at the ``band`` quantile of the harmful
   training queries' projections under the untrained model: above it, harmful queries are held
   at their original outputs and nothing is shifted; below it, ``hinge``. Blunt requests such
-  as AdvBench's sit far from the look-alikes at the middle layer (``bench/separability.py``),
+  as AdvBench's sit far from the look-alikes at the middle layer (``probes/separability.py``),
   so the block might move the look-alikes while leaving the blunt requests alone; on
   validation neither retain variant moved compliance by more than 7 points.
   ``projection=raw`` (default) multiplies the raw, unnormalised r (the only reading under
   which the paper's tiny alphas make sense); ``projection=unit`` uses r/|r| for both the
   projection and the shift.
-- Positions: METHODS.md 1.0 assumes the last post-instruction token (``positions=last``, the
+- Positions: the paper is read as training the last post-instruction token (``positions=last``, the
   default). ``positions=post_instruction`` applies r, the targets and the loss at every token
   of the chat template's post-instruction suffix (the tokens all training prompts end with),
   each position with its own r and midpoint, the loss averaged over them.
@@ -64,6 +65,7 @@ from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
 from orbench_harness.methodkit.activations import require_hf, swapped_blocks
+from orbench_harness.methodkit.artifacts import cached_or_computed
 from orbench_harness.methodkit.pools import TrainData, build_data
 from orbench_harness.protocols import MethodContext, MethodEnv, ModelHandle, Policy
 from orbench_harness.types import Capability
@@ -72,8 +74,6 @@ from orbench_methods.actor.config import MODEL_DEFAULTS, ActorConfig
 from orbench_methods.actor.training import load_artifact, train
 
 if TYPE_CHECKING:
-    pass
-
     from orbench_harness.backends.hf import HFModel
 
 VERSION = 1
@@ -105,12 +105,9 @@ class Actor:
     def prepare(self, model: ModelHandle, ctx: MethodContext) -> dict[str, Any]:
         """Train the target block (or load it from ``ctx.artifact_dir``); returns the artifact."""
         hf = require_hf(model, self.name)
-        cached = load_artifact(ctx.artifact_dir)
-        if cached is not None:
-            ctx.log(f"actor: trained block found in {ctx.artifact_dir}")
-            return cached
-        layer = self.select_layer(hf, ctx)
-        return train(hf, self.cfg, self.data, layer, ctx)
+        return cached_or_computed(ctx.artifact_dir, load_artifact,
+                                  lambda: train(hf, self.cfg, self.data, self.select_layer(hf, ctx), ctx),
+                                  log=ctx.log, found="actor: trained block")
 
     def select_layer(self, hf: HFModel, ctx: MethodContext) -> int:
         """The configured layer, or the silhouette-best one over all layers."""

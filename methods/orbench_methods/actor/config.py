@@ -44,15 +44,15 @@ class ActorConfig:
             raise ValueError(f"band is a quantile of the harmful queries' projections, in (0, 1) (got {self.band})")
 
 
-# The paper's per-model settings (METHODS.md 1.0); smollm2-135m-safety from our sweep
-# (methods/ACTOR_SWEEP.md), chosen on the validation (train) split, never on test.
+# The paper's per-model settings (docs/methods.md, ACTOR); the organisms' from our sweeps
+# (docs/results/actor-sweep.md), chosen on the validation (train) split, never on test.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "llama-2-7b-chat": {"alpha": 0.0015, "layer": "13"},
     "gemma-7b-it": {"alpha": 0.003, "layer": "17"},
     "llama-2-13b-chat": {"alpha": 0.0004, "layer": "14"},
     # layer 15 of 30 (the silhouette rule picks a late layer on this model), a third of the
     # paper's harmful budget and lr 1e-5: the validation sweep's only setting that raised
-    # compliance without a large safety loss (methods/ACTOR_SWEEP.md)
+    # compliance without a large safety loss (docs/results/actor-sweep.md)
     "smollm2-135m-safety": {"alpha": 0.0006, "layer": "15", "lr": 1e-5, "n_harmful": 100},
     # the read-out organism: the same sweep's form at half the step, the one validation point
     # that gained 20 points of JBB-benign compliance for under 3 of JBB-harmful refusal

@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbench_harness.errors import training_memory
+from orbench_harness.console import warn
 from orbench_harness.methodkit.activations import block_output_tail, common_suffix
-from orbench_harness.methodkit.checkpoint import resume
+from orbench_harness.methodkit.checkpoint import discard
 from orbench_harness.methodkit.checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from orbench_harness.methodkit.pools import TrainData
-from orbench_harness.methodkit.precision import check_finite, copy_into_model, float32_masters, optimizer_step
+from orbench_harness.methodkit.precision import float32_masters
+from orbench_harness.methodkit.training import Trainer
 from orbench_methods.actor.anchors import anchor_means_tail
 from orbench_methods.actor.config import ActorConfig
 
@@ -39,8 +41,6 @@ def load_artifact(artifact_dir: Path) -> dict[str, Any] | None:
     state, meta = load_file(str(path)), json.loads(meta_path.read_text())
     if "master_weights" not in meta and any(v.element_size() < 4 for v in state.values()):
         # Trained in 16 bits before float32 master weights existed: most steps rounded away.
-        from orbench_harness.console import warn
-
         warn(f"actor: {artifact_dir} was trained in 16-bit precision without master weights; retraining")
         return None
     return {"state": state, "meta": meta}
@@ -86,8 +86,6 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     import torch
     from safetensors.torch import save_file
 
-    from orbench_harness.console import progress
-
     t0 = time.perf_counter()
     torch.manual_seed(ctx.seed)
     names = _trainable_names(hf, cfg, layer)
@@ -99,6 +97,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     trained_params = {n: params[n] for n in names}
     masters = float32_masters(trained_params)  # a 16-bit model steps float32 copies (_precision)
     opt = torch.optim.AdamW(list((masters or trained_params).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    trainer = Trainer("actor", opt, trained_params, masters, save=_checkpoint)
     rows = [hf.encode_prompt(s.as_prompt()) for s in data.queries]
     signs = torch.tensor(data.signs, dtype=torch.float32)
     history: list[dict[str, float]] = []
@@ -106,15 +105,14 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
     retain = cfg.sign in ("hinge_keep", "hinge_keep_harmful", "hinge_band")
     kept = _original_outputs(hf, rows, layer, k, cfg.batch_size) if retain else None
     above = _above_band(hf, cfg, data, kept, signs, layer, k) if kept is not None and cfg.sign == "hinge_band" else None
-    start_epoch = resume(ctx.artifact_dir, masters or trained_params, opt, history, method="actor")
-    copy_into_model(trained_params, masters)
+    start_epoch = trainer.resume(ctx.artifact_dir, history)
+    steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
     try:
-        with progress() as prog, training_memory(
-                "actor", str(hf.device), f"lower --method-arg actor:batch_size (now {cfg.batch_size}; "
-                "another batch size is another fingerprint, trained from the start) or load in a 16-bit --dtype"):
-            steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
-            task = prog.add_task(f"actor: training layer {layer}", total=cfg.epochs * steps_per_epoch)
-            prog.update(task, completed=start_epoch * steps_per_epoch)
+        with trainer.running(
+                str(hf.device), f"lower --method-arg actor:batch_size (now {cfg.batch_size}; another batch size "
+                "is another fingerprint, trained from the start) or load in a 16-bit --dtype",
+                label=f"actor: training layer {layer}", total=cfg.epochs * steps_per_epoch,
+                done=start_epoch * steps_per_epoch):
             for epoch in range(start_epoch, cfg.epochs):
                 order = list(range(len(rows)))
                 random.Random(ctx.seed * 1000 + epoch).shuffle(order)
@@ -138,18 +136,13 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                             still = still & (sign[:, None] > 0)
                         target = kept[idx].to(h0.device).where(still[..., None], target)
                     loss = (1 - torch.nn.functional.cosine_similarity(h, target, dim=-1)).mean()
-                    where = f"actor: epoch {epoch + 1}, step {start // cfg.batch_size + 1}"
-                    losses.append(check_finite(float(loss.detach()), trained_params, where))
-                    opt.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    optimizer_step(opt, trained_params, masters, where=where)
+                    losses.append(trainer.step(loss, f"actor: epoch {epoch + 1}, step {start // cfg.batch_size + 1}"))
                     rel.append(float((shift.norm(dim=-1) / h0.norm(dim=-1)).mean()))
-                    prog.advance(task)
                 history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "r_norm": float(r[-1].norm()),
                                 "relative_shift": sum(rel) / len(rel)})
                 ctx.log(f"actor: epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.5f} "
                         f"|r| {history[-1]['r_norm']:.2f} shift/|h| {history[-1]['relative_shift']:.4f}")
-                _checkpoint(ctx.artifact_dir, masters or trained_params, opt, history, epoch + 1)
+                trainer.save(ctx.artifact_dir, history, epoch + 1)
         trained = {n: params[n].detach().clone().contiguous().cpu() for n in names}
         save_file(trained, str(ctx.artifact_dir / "trained.safetensors"))
         meta = {"layer": layer, "positions": k, "history": history, "trainable": names, "n_queries": len(rows),
@@ -157,7 +150,7 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                 "dtype": str(params[names[0]].dtype).removeprefix("torch."), "master_weights": masters is not None,
                 "train_seconds": round(time.perf_counter() - t0, 2)}
         (ctx.artifact_dir / "meta.json").write_text(json.dumps(meta, indent=2))
-        (ctx.artifact_dir / "checkpoint.pt").unlink(missing_ok=True)
+        discard(ctx.artifact_dir)
         return {"state": trained, "meta": meta}
     finally:
         with torch.no_grad():
@@ -209,8 +202,6 @@ def _above_band(hf: HFModel, cfg: ActorConfig, data: TrainData, kept: torch.Tens
 
 
 def _cfg_json(cfg: ActorConfig) -> dict[str, Any]:
-    from dataclasses import asdict
-
     return asdict(cfg)
 
 

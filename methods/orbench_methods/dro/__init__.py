@@ -1,7 +1,7 @@
 """``dro``: Directed Representation Optimization, a trained soft system prompt (Zheng et al., ICML 2024).
 
-Source: ``chujiezheng/LLM-Safeguard @ 410bfb5c : code/*`` as summarised in shared/docs/METHODS.md
-1.4. With the model frozen, a continuous system prompt (initialised from the token embeddings
+Source: ``chujiezheng/LLM-Safeguard @ 410bfb5c : code/*`` as described in docs/methods.md,
+DRO. With the model frozen, a continuous system prompt (initialised from the token embeddings
 of a human-written safety prompt, without BOS) is trained to move harmful queries' last-layer,
 last-token states toward refusal and harmless queries' toward compliance, along directions
 estimated in a low-dimensional PCA space:
@@ -10,7 +10,7 @@ estimated in a low-dimensional PCA space:
    safety prompt, a short one, a third variant): 8 groups.
 2. Empirical compliance per (query, setting): ``n_samples`` answers sampled at temperature 1,
    top-p 0.9, scored by the harness's own judge (``label_judge``, default ``keywords``: DRO's
-   refusal-phrase list, METHODS.md 2.3).
+   refusal-phrase list; docs/methods.md, Refusal phrases with exceptions).
 3. PCA to ``pca_dim`` = 4 over the 8 groups' states, completed to an orthonormal basis (seed
    42); a "refusal" logistic head (target: the compliance score, high logit = complies) and a
    "harmfulness" head (0 harmful, 1 harmless) on the PCA coordinates; AdamW lr 1e-4, full-batch
@@ -63,6 +63,8 @@ from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
 from orbench_harness.methodkit.activations import require_hf
+from orbench_harness.methodkit.artifacts import cached_or_computed
+from orbench_harness.methodkit.checkpoint import discard
 from orbench_harness.methodkit.soft_prompt import SoftTemplate, generate, token_logprobs
 from orbench_harness.protocols import MethodContext, MethodEnv, ModelHandle, OnBatch, Policy
 from orbench_harness.registry import Registry
@@ -72,6 +74,7 @@ from orbench_methods.dro.fit import (
     complete_basis,
     compliance,
     fit_head,
+    load_soft_prompt,
     load_tensors,
     pca,
     save_tensors,
@@ -134,14 +137,14 @@ class Dro:
     # -- preparation ------------------------------------------------------------------------
     def prepare(self, model: ModelHandle, ctx: MethodContext) -> dict[str, Any]:
         """Estimate the boundaries, then train the soft prompt (each stage cached)."""
+        hf = require_hf(model, self.name)
+        return cached_or_computed(ctx.artifact_dir, load_soft_prompt, lambda: self.train(hf, ctx), log=ctx.log,
+                                  found="dro: trained soft prompt")
+
+    def train(self, hf: HFModel, ctx: MethodContext) -> dict[str, Any]:
+        """The boundary (cached on its own), then the soft prompt; saves and returns the artifact."""
         import torch
 
-
-        hf = require_hf(model, self.name)
-        done = load_tensors(ctx.artifact_dir / "soft_prompt")
-        if done is not None:
-            ctx.log(f"dro: trained soft prompt found in {ctx.artifact_dir}")
-            return {"soft": done[0]["soft_prompt"], "meta": done[1]}
         boundary, bmeta = self.boundary(hf, ctx)
         init_ids = hf.encode(self.cfg.init_text)  # no special tokens: the source drops BOS
         init = hf.model.get_input_embeddings().weight[init_ids].detach().float().cpu()
@@ -157,17 +160,18 @@ class Dro:
                 "n_harmless": len(self.data.harmless), "boundary": bmeta,
                 "moved": float((soft - init).norm() / init.norm())}
         save_tensors(ctx.artifact_dir / "soft_prompt", {"soft_prompt": soft, "init": init}, meta)
-        (ctx.artifact_dir / "checkpoint.pt").unlink(missing_ok=True)
+        discard(ctx.artifact_dir)
         return {"soft": soft, "meta": meta}
 
     def boundary(self, hf: HFModel, ctx: MethodContext) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """PCA basis and the two heads (cached in ``boundary.*``; labels cached per group)."""
+        return cached_or_computed(ctx.artifact_dir, lambda d: load_tensors(d / "boundary"),
+                                  lambda: self.estimate_boundary(hf, ctx))
+
+    def estimate_boundary(self, hf: HFModel, ctx: MethodContext) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Labels, states, PCA and the two heads, saved as ``boundary.*``."""
         import torch
 
-
-        cached = load_tensors(ctx.artifact_dir / "boundary")
-        if cached is not None:
-            return cached
         cfg = self.cfg
         tmpl = SoftTemplate(hf, 1, cfg.placement)
         judge = Registry().create("judges", cfg.label_judge, {})
@@ -216,7 +220,6 @@ class DroPolicy:
     """Generation and scoring with the soft prompt where the system message goes."""
 
     def __init__(self, hf: HFModel, soft: torch.Tensor, placement: Literal["auto", "system", "user"] = "auto") -> None:
-
         self.hf = hf
         self.soft = soft.to(hf.device)
         self.template = SoftTemplate(hf, int(soft.shape[0]), placement)
@@ -237,19 +240,16 @@ class DroPolicy:
     def generate(self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 8,
                  on_batch: OnBatch | None = None) -> list[Completion]:
         """Batched generation with the soft prompt inserted."""
-
         rows = [self.template.row(p) for p in prompts]
         return generate(self.hf, rows, self.soft, params, batch_size=batch_size, on_batch=on_batch)
 
     def token_logprobs(self, sequences: Sequence[Sequence[int]], batch_size: int = 8) -> list[list[float]]:
         """Log-probabilities with slots embedded as the soft prompt (plain text: the plain model)."""
-
         return token_logprobs(self.hf, sequences, self.soft, batch_size)
 
 
 def create(args: Mapping[str, str], env: MethodEnv) -> Dro:
     """Factory: ``--method-arg epochs=40 n_samples=4 init=default ...``."""
-
     cfg = parse_config(DroConfig, args, method="dro")
     judge = Registry().create("judges", cfg.label_judge, {})  # an unknown or unusable judge fails here
     return Dro(cfg, build_data(cfg, env), env.seed, f"{judge.name}@{judge.version}")

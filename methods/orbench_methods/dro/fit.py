@@ -1,6 +1,6 @@
 """DRO's estimation and training steps (Zheng et al., ICML 2024), apart from the plugin.
 
-Facts from ``chujiezheng/LLM-Safeguard @ 410bfb5c : code/{estimate,train}.py`` (METHODS.md 1.4):
+Facts from ``chujiezheng/LLM-Safeguard @ 410bfb5c : code/{estimate,train}.py`` (docs/methods.md, DRO):
 PCA to 4 dimensions over the 8 groups' last-layer states; the basis completed to a full
 orthonormal one from random vectors (seed 42); two logistic heads on the PCA coordinates,
 AdamW lr 1e-4 (torch's default weight decay), full-batch BCE, stopped when the held-out loss
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbench_harness.errors import finite_loss, training_memory
-from orbench_harness.methodkit.checkpoint import resume
+from orbench_harness.console import progress
 from orbench_harness.methodkit.checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from orbench_harness.methodkit.soft_prompt import last_states
+from orbench_harness.methodkit.training import Trainer
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt
 from orbench_methods.dro.config import DroConfig
 
@@ -63,8 +63,6 @@ def compliance(hf: HFModel, prompts: Sequence[Prompt], judge: Judge, *, n_sample
                seed: int, batch_size: int = 16, label: str = "dro: sampling") -> list[float]:
     """Per prompt, the fraction of ``n_samples`` sampled answers (temperature 1, top-p 0.9) the
     judge reads as full compliance (DRO's empirical compliance score)."""
-    from orbench_harness.console import progress
-
     params = GenParams(max_new_tokens=max_new_tokens, temperature=1.0, top_p=0.9, seed=seed)
     expanded = list(prompts) * n_samples
     with progress() as prog:
@@ -220,54 +218,48 @@ def train_soft_prompt(hf: HFModel, cfg: DroConfig, rows: Sequence[list[int]], ba
     """Optimise the soft prompt with the model frozen; returns it, the history and seconds."""
     import torch
 
-    from orbench_harness.console import progress
-
     t0 = time.perf_counter()
     dev = hf.device
     bnd = {k: v.to(dev) for k, v in boundary.items()}
     soft = torch.nn.Parameter(init.detach().clone().float().to(dev))
     opt = torch.optim.AdamW([soft], lr=cfg.lr)  # torch's default weight decay, as the source
+    # the soft prompt is float32 whatever the model's precision: a divergence names the model's
+    trainer = Trainer("dro", opt, {"soft": soft}, max_grad_norm=cfg.max_grad_norm,
+                      precision=(hf.spec.dtype, hf.device), save=_checkpoint)
     history: list[dict[str, float]] = []
-    start = resume(ctx.artifact_dir, {"soft": soft}, opt, history, method="dro")
+    start = trainer.resume(ctx.artifact_dir, history)
     flags = {n: p.requires_grad for n, p in hf.model.named_parameters()}
     for p in hf.model.parameters():
         p.requires_grad_(False)
     base, y = base.to(dev), y.to(dev)
     steps = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
     try:
-        with progress() as prog, training_memory(
-                "dro", str(dev), f"lower --method-arg dro:micro_batch (now {cfg.micro_batch}; the step stays the "
-                "same, but it is another fingerprint and trains from the start)"):
-            task = prog.add_task("dro: training the soft prompt", total=cfg.epochs * steps)
-            prog.update(task, completed=start * steps)
+        with trainer.running(
+                str(dev), f"lower --method-arg dro:micro_batch (now {cfg.micro_batch}; the step stays the "
+                "same, but it is another fingerprint and trains from the start)",
+                label="dro: training the soft prompt", total=cfg.epochs * steps, done=start * steps):
             for epoch in range(start, cfg.epochs):
                 order = list(range(len(rows)))
                 random.Random(f"dro:{ctx.seed}:{epoch}").shuffle(order)
                 sums = {"loss": 0.0, "refusal": 0.0, "harmfulness": 0.0, "norm": 0.0}
                 for s in range(0, len(order), cfg.batch_size):
                     batch = order[s : s + cfg.batch_size]
-                    opt.zero_grad()
+                    trainer.zero_grad()
                     for m in range(0, len(batch), cfg.micro_batch):  # gradient accumulation: same mean
                         idx = batch[m : m + cfg.micro_batch]
                         new = last_states(hf, [rows[i] for i in idx], soft, grad=True)
                         terms = loss_terms(new, base[idx], y[idx], bnd)
                         loss = total_loss(terms, cfg) * (len(idx) / len(batch))
-                        where = f"dro: epoch {epoch + 1}"
-                        finite_loss(float(loss.detach()), where, dtype=hf.spec.dtype, device=hf.device)
-                        loss.backward()  # type: ignore[no-untyped-call]
+                        value = trainer.backward(loss, f"dro: epoch {epoch + 1}")
                         share = len(idx) / len(order)
-                        sums["loss"] += float(loss.detach()) * len(batch) / len(idx) * share
+                        sums["loss"] += value * len(batch) / len(idx) * share
                         for key, v in terms.items():
                             sums[key] += float(v.detach()) * share
-                    norm = torch.nn.utils.clip_grad_norm_([soft], cfg.max_grad_norm)
-                    finite_loss(float(norm), f"dro: epoch {epoch + 1}", dtype=hf.spec.dtype, device=hf.device,
-                                what="the gradient norm")
-                    opt.step()
-                    prog.advance(task)
+                    trainer.update(f"dro: epoch {epoch + 1}")
                 history.append({"epoch": epoch, **sums, "seconds": round(time.perf_counter() - t0, 2)})
                 ctx.log(f"dro: epoch {epoch + 1}/{cfg.epochs} loss {sums['loss']:.4f} (refusal "
                         f"{sums['refusal']:.4f}, harmfulness {sums['harmfulness']:.4f}, norm {sums['norm']:.4f})")
-                _checkpoint(ctx.artifact_dir, {"soft": soft}, opt, history, epoch + 1)
+                trainer.save(ctx.artifact_dir, history, epoch + 1)
     finally:
         for n, p in hf.model.named_parameters():
             p.requires_grad_(flags[n])
@@ -292,3 +284,9 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] |
     if not (path.with_suffix(".json").is_file() and path.with_suffix(".safetensors").is_file()):
         return None
     return load_file(str(path.with_suffix(".safetensors"))), json.loads(path.with_suffix(".json").read_text())
+
+
+def load_soft_prompt(artifact_dir: Path) -> dict[str, Any] | None:
+    """The finished artifact (the trained soft prompt and its meta), or None."""
+    done = load_tensors(artifact_dir / "soft_prompt")
+    return None if done is None else {"soft": done[0]["soft_prompt"], "meta": done[1]}

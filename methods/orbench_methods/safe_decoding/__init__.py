@@ -1,7 +1,7 @@
 """``safe-decoding``: SafeDecoding (Xu et al., ACL 2024), a decoding-time jailbreak defence.
 
 Source: ``uw-nsl/SafeDecoding @ 5b77507dea95031b6a067e6d5a136831103ae193`` as summarised in
-shared/docs/METHODS.md 1.2: ``exp/finetune.py`` (building the expert),
+docs/methods.md, Safe-Decoding: ``exp/finetune.py`` (building the expert),
 ``lora_modules/llama2/adapter_config.json`` (its LoRA shape), ``utils/safe_decoding.py``
 (``SafeDecoding.safedecoding_lora``, the decoding) and ``exp/defense.py`` (the defaults).
 
@@ -50,6 +50,7 @@ from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
 from orbench_harness.methodkit.activations import HFDelegate, require_hf
+from orbench_harness.methodkit.artifacts import cached_or_computed
 from orbench_harness.methodkit.decoding import (
     CachedStream,
     choose,
@@ -205,13 +206,10 @@ class SafeDecoding:
 
     def prepare(self, model: ModelHandle, ctx: MethodContext) -> dict[str, Any]:
         """The expert adapter from ``ctx.artifact_dir``, built (refusals, then SFT) if absent."""
-
         hf = require_hf(model, self.name)
-        found = load_expert(ctx.artifact_dir)
-        if found is not None:
-            ctx.log(f"safe-decoding: expert adapter found in {ctx.artifact_dir}")
-            return found
-        return build_expert(hf, self.cfg, self.seeds, self.seed, ctx)
+        return cached_or_computed(ctx.artifact_dir, load_expert,
+                                  lambda: build_expert(hf, self.cfg, self.seeds, self.seed, ctx), log=ctx.log,
+                                  found="safe-decoding: expert adapter")
 
     @contextmanager
     def apply(self, model: ModelHandle, artifact: Any) -> Iterator[Policy]:
@@ -234,7 +232,6 @@ def create(args: Mapping[str, str], env: MethodEnv) -> SafeDecoding:
     """Factory: options from ``--method-arg``, seed prompts from the train pool."""
     cfg = parse_config(SafeDecodingConfig, args, method="safe-decoding")
     if cfg.filter == "judge":
-
         Registry().judges().get(cfg.judge)  # an unknown judge fails here, before any work
     return SafeDecoding(cfg, seed_prompts(cfg, env), env.seed)
 

@@ -18,8 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbench_harness.errors import HarnessError, finite_loss, training_memory
+from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.training import Trainer
 from orbench_harness.protocols import MethodContext
+from orbench_harness.registry import Registry
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt, Sample
 from orbench_methods.safe_decoding.config import SafeDecodingConfig
 
@@ -75,8 +77,6 @@ def _refusals(
         return list(json.loads(path.read_text())["kept"])
     judge = None
     if cfg.filter == "judge":
-        from orbench_harness.registry import Registry
-
         judge = Registry().create("judges", cfg.judge, {})
         judge.preflight()
     pending = [(s, t) for s in seeds for t in range(cfg.trials)]
@@ -128,15 +128,17 @@ def _train(
         peft_model = get_peft_model(hf.model, lora)
     history: list[float] = []
     try:
-        params = [p for p in peft_model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+        params = {n: p for n, p in peft_model.named_parameters() if p.requires_grad}
+        opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
         total = cfg.epochs * len(rows)
         sched = get_linear_schedule_with_warmup(opt, math.ceil(cfg.warmup_ratio * total), total)
+        trainer = Trainer("safe-decoding: expert", opt, params, max_grad_norm=cfg.max_grad_norm, schedule=sched,
+                          precision=(hf.spec.dtype, hf.device))
         rng = random.Random(seed)
         peft_model.train()
-        with torch.random.fork_rng(devices=[]), training_memory(
-                "safe-decoding: expert", str(hf.device), f"the expert trains one example at a time (up to "
-                f"{cfg.max_seq} tokens); lower --method-arg safe-decoding:max_seq or use a larger device"):
+        with torch.random.fork_rng(devices=[]), trainer.running(
+                str(hf.device), f"the expert trains one example at a time (up to {cfg.max_seq} tokens); "
+                "lower --method-arg safe-decoding:max_seq or use a larger device"):
             torch.manual_seed(seed)  # LoRA dropout
             for epoch in range(cfg.epochs):
                 order = list(range(len(rows)))
@@ -147,15 +149,8 @@ def _train(
                     x = torch.tensor([ids], device=hf.device)
                     y = torch.tensor([labels], device=hf.device)
                     loss = peft_model(input_ids=x, attention_mask=torch.ones_like(x), labels=y).loss
-                    where = f"safe-decoding: expert epoch {epoch + 1}, example {len(losses) + 1}"
-                    finite_loss(float(loss.detach()), where, dtype=hf.spec.dtype, device=hf.device)
-                    loss.backward()
-                    norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                    finite_loss(float(norm), where, dtype=hf.spec.dtype, device=hf.device, what="the gradient norm")
-                    opt.step()
-                    sched.step()
-                    opt.zero_grad(set_to_none=True)
-                    losses.append(float(loss.detach()))
+                    losses.append(trainer.step(loss, f"safe-decoding: expert epoch {epoch + 1}, "
+                                                     f"example {len(losses) + 1}"))
                 history.append(sum(losses) / len(losses))
                 ctx.log(f"safe-decoding: epoch {epoch + 1}/{cfg.epochs} mean loss {history[-1]:.4f}")
         peft_model.eval()

@@ -1,7 +1,7 @@
 """``sft``: supervised fine-tuning on ACTOR's training prompts with reference answers.
 
 The ACTOR paper's SFT baseline (Dabas et al., ICML 2025, arXiv 2507.04250), as summarised in
-shared/docs/METHODS.md 1.1 (there is no official code): the same training prompts as ACTOR,
+docs/methods.md, SFT (there is no official code): the same training prompts as ACTOR,
 each paired with a reference answer -- a refusal for harmful prompts, a helpful answer for
 benign and pseudo-harmful ones (GPT-4o wrote them in the paper) -- trained for 3 epochs with
 AdamW at lr 1e-3.
@@ -42,25 +42,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from orbench_harness.alignment.data import AnswerCache, Example, encode
+from orbench_harness.alignment.refusals import refusal_for
+from orbench_harness.backends.hf import HFBackend, HFModel
 from orbench_harness.catalog import Register
+from orbench_harness.chat_client import ChatClient
 from orbench_harness.errors import HarnessError
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
 from orbench_harness.methodkit.activations import require_hf, swapped_blocks
+from orbench_harness.methodkit.artifacts import cached_or_computed
 from orbench_harness.methodkit.pools import TrainData, build_data
 from orbench_harness.protocols import Judge, MethodContext, MethodEnv, ModelHandle, Policy
 from orbench_harness.registry import Registry
 from orbench_harness.types import Capability, Completion, GenParams, JudgeItem, ModelSpec, Prompt
 from orbench_methods.sft.config import SftConfig
 from orbench_methods.sft.training import load_artifact, merged_state, train
-
-if TYPE_CHECKING:
-    from orbench_harness.backends.hf import HFModel
 
 VERSION = 1
 Reference = Literal["base", "self", "openai"]
@@ -112,20 +116,16 @@ class Sft:
     def prepare(self, model: ModelHandle, ctx: MethodContext) -> dict[str, Any]:
         """Fine-tune (or load the adapter from ``ctx.artifact_dir``); returns the artifact."""
         hf = require_hf(model, self.name)
-        cached = load_artifact(ctx.artifact_dir)
-        if cached is not None:
-            ctx.log(f"sft: trained {cached['meta']['mode']} weights found in {ctx.artifact_dir}")
-            return cached
+        return cached_or_computed(ctx.artifact_dir, load_artifact, lambda: self.fine_tune(hf, ctx), log=ctx.log,
+                                  found=lambda cached: f"sft: trained {cached['meta']['mode']} weights")
+
+    def fine_tune(self, hf: HFModel, ctx: MethodContext) -> dict[str, Any]:
+        """The reference answers and the examples, then the fine-tune; returns the artifact."""
         examples, info = self.examples(hf, ctx)
         return train(hf, self.cfg, examples, ctx, info)
 
     def examples(self, hf: HFModel, ctx: MethodContext) -> tuple[list[Any], dict[str, Any]]:
         """Encoded (prompt, answer) pairs with loss on the answer, and what went into them."""
-        import time
-
-        from orbench_harness.alignment.data import Example, encode
-        from orbench_harness.alignment.refusals import refusal_for
-
         t0 = time.perf_counter()
         helpful = [s for s, sign in zip(self.data.queries, self.data.signs, strict=True) if sign < 0]
         answers = self.reference_answers(hf, [s.prompt for s in helpful], ctx)
@@ -158,8 +158,6 @@ class Sft:
 
     def reference_answers(self, hf: HFModel, prompts: list[str], ctx: MethodContext) -> dict[str, tuple[str, bool]]:
         """``prompt -> (answer, complete)`` from the configured source, cached in the artifact dir."""
-        from orbench_harness.alignment.data import AnswerCache
-
         key = json.dumps(self.reference_key(), sort_keys=True, default=str)
         if self.reference == "self" or (self.reference == "base" and not hf.spec.adapter):
             key = json.dumps({"kind": "self", "model": hf.spec.key}, sort_keys=True, default=str)
@@ -172,8 +170,6 @@ class Sft:
             return cache.answers(prompts, OpenAIReference(self.cfg).generate, batch_size=8,
                                  label="sft: reference answers (openai)")
         if self.reference == "base" and hf.spec.adapter:
-            from orbench_harness.backends.hf import HFBackend
-
             ctx.log(f"sft: loading the base model of {hf.spec.name} without its adapter for reference answers")
             base = HFBackend(device=hf.device).load(base_spec(hf.spec))
             try:
@@ -195,10 +191,6 @@ class OpenAIReference:
     """Reference answers from an OpenAI-compatible endpoint (the judges' retrying client)."""
 
     def __init__(self, cfg: SftConfig) -> None:
-        import os
-
-        from orbench_harness.chat_client import ChatClient
-
         self.client = ChatClient(model=cfg.reference_model, base_url=cfg.reference_base_url or None,
                                  api_key=os.environ.get(cfg.reference_api_key_env) or "EMPTY")
 

@@ -15,14 +15,16 @@ import random
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orbench_harness.errors import HarnessError, training_memory
-from orbench_harness.methodkit.checkpoint import resume
+from orbench_harness.errors import HarnessError
+from orbench_harness.methodkit.checkpoint import discard
 from orbench_harness.methodkit.checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
-from orbench_harness.methodkit.precision import check_finite, copy_into_model, float32_masters, optimizer_step
+from orbench_harness.methodkit.precision import float32_masters
 from orbench_harness.methodkit.supervised import collate, masked_loss
+from orbench_harness.methodkit.training import Trainer
 from orbench_methods.sft.config import SftConfig
 
 if TYPE_CHECKING:
@@ -87,8 +89,6 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
     """Fine-tune on ``data`` (LoRA or full), save the artifact, restore the model; returns the artifact."""
     import torch
 
-    from orbench_harness.console import progress
-
     t0 = time.perf_counter()
     model = hf.model
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
@@ -116,36 +116,31 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
                 p.requires_grad_(True)
         masters = float32_masters(named)  # full fine-tuning of a 16-bit model (LoRA is float32)
         opt = torch.optim.AdamW(list((masters or named).values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        trainer = Trainer("sft", opt, named, masters, max_grad_norm=cfg.max_grad_norm, save=_checkpoint)
         history: list[dict[str, float]] = []
-        start = resume(ctx.artifact_dir, masters or named, opt, history, method="sft")
-        copy_into_model(named, masters)
+        start = trainer.resume(ctx.artifact_dir, history)
         pad = hf.tokenizer.pad_token_id
         net.train()
         steps = len(epoch_batches(len(data), cfg.batch_size, ctx.seed, 0))
-        with progress() as prog, training_memory(
-                "sft", str(hf.device), f"lower --method-arg sft:batch_size (now {cfg.batch_size}; "
-                "another batch size is another fingerprint, trained from the start) or keep sft:lora=true"):
-            task = prog.add_task(f"sft: training ({'lora' if cfg.lora else 'full'})", total=cfg.epochs * steps)
-            prog.update(task, completed=start * steps)
+        with trainer.running(
+                str(hf.device), f"lower --method-arg sft:batch_size (now {cfg.batch_size}; another batch size is "
+                "another fingerprint, trained from the start) or keep sft:lora=true",
+                label=f"sft: training ({'lora' if cfg.lora else 'full'})", total=cfg.epochs * steps,
+                done=start * steps):
             for epoch in range(start, cfg.epochs):
                 losses: list[float] = []
                 for idx in epoch_batches(len(data), cfg.batch_size, ctx.seed, epoch):
                     ids, labels, mask = (t.to(hf.device) for t in collate([data[i] for i in idx], pad))
                     loss = masked_loss(net, ids, labels, mask)
-                    where = f"sft: epoch {epoch + 1}, step {len(losses) + 1}"
-                    losses.append(check_finite(float(loss.item()), named, where))
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer_step(opt, named, masters, cfg.max_grad_norm, where=where)
-                    prog.advance(task)
+                    losses.append(trainer.step(loss, f"sft: epoch {epoch + 1}, step {len(losses) + 1}"))
                 history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "first_batch_loss": losses[0],
                                 "last_batch_loss": losses[-1], "seconds": round(time.perf_counter() - t0, 2)})
                 ctx.log(f"sft: epoch {epoch + 1}/{cfg.epochs} loss {history[-1]['loss']:.4f}")
-                _checkpoint(ctx.artifact_dir, masters or named, opt, history, epoch + 1)
+                trainer.save(ctx.artifact_dir, history, epoch + 1)
         train_seconds = time.perf_counter() - t0
         artifact = _save(ctx.artifact_dir, cfg, peft_model, model, info, history, train_seconds,
                          sum(p.numel() for p in named.values()))
-        (ctx.artifact_dir / "checkpoint.pt").unlink(missing_ok=True)
+        discard(ctx.artifact_dir)
         return artifact
     finally:
         if peft_model is not None:
@@ -162,8 +157,6 @@ def train(hf: HFModel, cfg: SftConfig, data: Sequence[Encoded], ctx: MethodConte
 def _save(d: Path, cfg: SftConfig, peft_model: Any, model: Any, info: dict[str, Any],
           history: list[dict[str, float]], seconds: float, n_trainable: int) -> dict[str, Any]:
     """Write the adapter (or full weights), then meta.json last; returns the loaded artifact."""
-    from dataclasses import asdict
-
     from safetensors.torch import save_file
 
     if peft_model is not None:
