@@ -21,22 +21,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import DATA, peak_rss_mb, run_isolated
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.data import DataSource
+from orbench_harness.models import smollm2_spec
+from orbench_harness.registry import Registry
+from orbench_harness.types import GenParams, Prompt
 
 
 def _prompts(n: int) -> list[str]:
-    from orbench_harness.data import DataSource
-    from orbench_harness.registry import Registry
-
     bench = Registry().create("benchmarks", "xstest", DataSource(DATA))
     return [s.prompt for s in bench.samples("test")[:n]]
 
 
 def _worker(variant: str, n: int, max_new: int, batch_size: int) -> None:
     import torch
-
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.models import smollm2_spec
-    from orbench_harness.types import GenParams, Prompt
 
     model = HFBackend(device="cpu").load(smollm2_spec())
     prompts = [Prompt.user(p) for p in _prompts(n)]

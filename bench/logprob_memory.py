@@ -17,6 +17,7 @@ GPU loads), with the same log-probabilities to 1e-4.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -25,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import run_isolated
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.models import resolve
 
 
 def _rss_mb() -> float:
@@ -44,12 +47,7 @@ def _naive(hf, rows):
 
 
 def _worker(variant: str, model: str, dtype: str, n_rows: int, tokens: int, threads: int) -> None:
-    import dataclasses
-
     import torch
-
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.models import resolve
 
     spec = resolve(model)
     assert spec is not None

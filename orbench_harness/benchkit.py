@@ -1,13 +1,13 @@
 """Shared code of the benchmark plugins: two data sources, validation, and seeded splits.
 
 Every prompt benchmark can be read from a local data directory laid out like
-``shared/datasets`` (``--data-dir`` / ``ORBENCH_DATA_DIR``) or from the Hugging Face hub through
+a data directory (``--data-dir`` / ``ORBENCH_DATA_DIR``, layout in docs/data.md) or from the Hugging Face hub through
 ``datasets.load_dataset(id, revision=..., split=...)``, imported only when needed. The local file
 wins when it exists; otherwise the hub is tried; when neither works the error names the file
 to provide, so a machine without hub access knows exactly what to download.
 
-Splits follow the ACTOR paper's protocol (Dabas et al., ICML 2025; METHODS.md section 1.0,
-"Data"): a few prompts per benchmark go to ``train`` (the pools methods may learn from) and
+Splits follow the ACTOR paper's protocol (Dabas et al., ICML 2025; docs/methods.md,
+ACTOR): a few prompts per benchmark go to ``train`` (the pools methods may learn from) and
 everything else is ``test``. Which prompts go where is a pure function of the benchmark's rows
 and the seed: each sample is ranked by ``sha256(name, seed, sample id)``, so the division does
 not depend on row order, Python's ``random`` implementation or earlier calls, and train and
@@ -184,7 +184,7 @@ class Source:
         except HubUnavailable as e:
             raise DataError(
                 f"{name}: {where} and {e}; provide {self.local[0]} under --data-dir "
-                "(a directory laid out like shared/datasets)"
+                "(a data directory; docs/data.md gives its layout)"
             ) from None
         files = [DataFile(h.label, rows_sha256(t)) for h, t in zip(self.hub, tables, strict=True)]
         return self.parse_hub(tables), files

@@ -94,7 +94,7 @@ class Cache:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute(
@@ -183,3 +183,25 @@ class PrefixedKV:
     def put(self, key: str, value: Any) -> None:
         """Store a value."""
         self.cache.put(self._key(key), value, self.kind)
+
+
+def _wal(conn: sqlite3.Connection, patience: float = 60.0) -> None:
+    """Switch the database to WAL mode, waiting for other processes as the busy timeout would.
+
+    The switch needs the file to itself. Two grid workers starting together on a fresh cache
+    once failed here with "database is locked" despite the busy timeout (SQLite returns BUSY
+    without waiting where waiting could deadlock, as when two connections both want the
+    exclusive lock), so the switch is retried until ``patience`` runs out. The mode is stored in
+    the file: only the first opening can ever wait.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)

@@ -21,7 +21,7 @@ from orbench_harness.types import DataFile, Expected, Sample
 
 @dataclass(frozen=True, slots=True)
 class DataSource:
-    """Where benchmark data comes from: a local directory (like ``shared/datasets``) or the hub."""
+    """Where benchmark data comes from: a local data directory (docs/data.md) or the hub."""
 
     data_dir: Path | None = None
 

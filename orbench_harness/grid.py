@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from orbench_harness.errors import HarnessError
+from orbench_harness.runner import run
 from orbench_harness.spec import RunSpec
 
 
@@ -61,8 +62,6 @@ def cells(
 
 def _run_cell(spec: RunSpec, out: str) -> dict[str, Any]:
     """Executed in a Ray worker: one ordinary run."""
-    from orbench_harness.runner import run
-
     return run(spec, Path(out))
 
 

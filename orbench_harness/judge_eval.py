@@ -25,6 +25,7 @@ from typing import Any
 from orbench_harness.data import read_csv
 from orbench_harness.errors import DataError, HarnessError
 from orbench_harness.protocols import Judge, iter_chunks
+from orbench_harness.runs import load_run, load_samples, load_verdicts, prompt_text
 from orbench_harness.types import JudgeItem, Label, Verdict
 
 LABEL_CODES: dict[str, Label] = {
@@ -81,8 +82,6 @@ def read_run(run_dir: Path) -> tuple[str, dict[str, list[LabelledItem]], int]:
     """A finished run as labelled items per benchmark, its judge's verdicts as the labels:
     (the run's judge, items by benchmark, completions whose reference verdict is unparsed,
     which are left out because there is nothing to agree with)."""
-    from orbench_harness.runs import load_run, load_samples, load_verdicts, prompt_text
-
     record = load_run(run_dir)
     verdicts = {(str(v["benchmark"]), str(v["id"])): v.get("label") for v in load_verdicts(run_dir, record.judge)}
     if not verdicts:

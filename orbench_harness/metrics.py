@@ -2,13 +2,14 @@
 
 Rates are percentages (0-100) over the *parsed* verdicts; unparsed verdicts are counted in
 ``unparsed`` and never guessed. Compliance counts only full compliance; refusal counts full
-and partial refusals; partial refusals are also reported on their own (METHODS.md 2.5), so
+and partial refusals; partial refusals are also reported on their own (docs/methods.md, Counting partial refusals), so
 either reading of a partial refusal can be derived.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from math import comb
 from typing import Any
 
 from orbench_harness.types import Label
@@ -82,8 +83,6 @@ def mcnemar_exact(b: int, c: int) -> float:
     chi-squared form because per-benchmark flip counts are small (often under 25). With no
     flips at all there is no evidence of a change: 1.0.
     """
-    from math import comb
-
     if b < 0 or c < 0:
         raise ValueError(f"flip counts must be non-negative (got {b}, {c})")
     n = b + c

@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 import pluggy
@@ -120,8 +121,6 @@ def _env_list(var: str) -> set[str]:
 def _load_entrypoints(pm: pluggy.PluginManager, blocked: set[str]) -> None:
     only = os.environ.get("ORBENCH_LOAD_PLUGINS")
     allowed = None if only is None else _env_list("ORBENCH_LOAD_PLUGINS")
-    from importlib.metadata import entry_points
-
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in blocked or (allowed is not None and ep.name not in allowed):
             continue

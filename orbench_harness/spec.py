@@ -21,7 +21,7 @@ from orbench_harness.types import DTYPES, BenchmarkKind, Dtype
 # judge enough to see a partial refusal. Recorded in run.json and overridable.
 # The default judge: the offline classifier agrees with XSTest's human labels better than
 # string match does on models it was not trained on (leave-one-model-out binary accuracy
-# 0.9296 vs 0.896, kappa 0.858 vs 0.791; judges/artifacts/README.md), needs no network.
+# 0.9296 vs 0.896, kappa 0.858 vs 0.791; judges/orbench_judges/artifacts/README.md), needs no network.
 DEFAULT_JUDGE = "classifier"
 DEFAULT_MAX_NEW_TOKENS: dict[BenchmarkKind, int] = {"over_refusal": 64, "safety": 64, "capability": 256}
 

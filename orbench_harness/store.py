@@ -165,7 +165,7 @@ class RunStore:
         once instead. The lock is an advisory ``flock`` on ``.lock``, which the kernel drops
         when the holder dies, so a killed run never leaves the directory locked.
         """
-        import fcntl
+        import fcntl  # POSIX only: imported here so the module itself loads on any platform
 
         with (self.dir / LOCK_FILE).open("a") as f:
             held = True

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import train_sampler
+from orbench_harness.spec import RunSpec
+from orbench_harness.types import ModelSpec
 
 CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -93,12 +95,6 @@ def method_env(
     """The env a run gives a method's factory for model alias ``name`` (per-model defaults
     key on it). Train splits come from the real benchmark registry, as in a run: the built-in
     demo sets offline, the named benchmarks from ``data_dir`` (or the hub)."""
-    from orbench_harness.protocols import MethodEnv
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import train_sampler
-    from orbench_harness.spec import RunSpec
-    from orbench_harness.types import ModelSpec
-
     spec = RunSpec(model=name, seed=seed, data_dir=data_dir)
     return MethodEnv(model=ModelSpec(name=name, source=name, adapter=adapter), seed=seed,
                      train_samples=train_sampler(Registry(), spec), data_dir=data_dir)
@@ -114,11 +110,6 @@ def method_context(
     """The context a run gives ``prepare``: ``artifact_dir`` (created) is where the method
     keeps its trained artifact, and where a second ``prepare`` must find it; train splits as
     ``method_env`` reads them. Log lines are dropped unless ``log`` takes them."""
-    from orbench_harness.protocols import MethodContext
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import train_sampler
-    from orbench_harness.spec import RunSpec
-
     artifact_dir.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(model="tiny", seed=seed, data_dir=data_dir)
     return MethodContext(seed=seed, artifact_dir=artifact_dir, train_samples=train_sampler(Registry(), spec),

@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from orbench_harness.backends.hf import HFBackend
+
 if TYPE_CHECKING:
     from orbench_harness.backends.hf import HFModel
     from orbench_harness.types import ModelSpec
@@ -26,8 +28,6 @@ def load(spec: ModelSpec) -> HFModel:
     """``spec`` loaded on ``DEVICE``, in float32 where it says ``auto``: the tests compare
     against float32 arithmetic, and ``auto`` means bfloat16 on a GPU (the precision tests ask
     for 16 bits explicitly)."""
-    from orbench_harness.backends.hf import HFBackend
-
     if spec.dtype == "auto":
         spec = dataclasses.replace(spec, dtype="float32")
     return HFBackend(device=DEVICE).load(spec)

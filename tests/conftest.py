@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from _device import load as load_on_device
+from orbench_harness.models import resolve
 from orbench_harness.testing import make_tiny_model
 
 if TYPE_CHECKING:
@@ -57,8 +58,6 @@ def tiny_model_no_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hf(tiny_model_dir: Path) -> HFModel:
     """The tiny model loaded as a run loads it (on ``ORBENCH_TEST_DEVICE``), once per test
     module: a module's tests share it, so a test that changes its weights must restore them."""
-    from orbench_harness.models import resolve
-
     spec = resolve(str(tiny_model_dir))
     assert spec is not None
     return load_on_device(spec)

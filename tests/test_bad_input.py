@@ -71,6 +71,7 @@ import pytest
 
 from orbench_harness import benchkit
 from orbench_harness.cli import main
+from orbench_harness.errors import UnknownNameError
 
 XS_FILE = Path("xstest") / "xstest_prompts.csv"
 XS_HEADER = ["id", "prompt", "type", "label", "focus", "note"]
@@ -137,8 +138,6 @@ def test_name_with_markup_is_printed_verbatim(tiny_model_dir: Path, tmp_path: Pa
 
 
 def test_debug_shows_the_traceback(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from orbench_harness.errors import UnknownNameError
-
     with pytest.raises(UnknownNameError):
         main(["--debug", *run_argv(tiny_model_dir, tmp_path / "r", "--method", "actr")])
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from orbench_benchmarks import coconot
 from orbench_benchmarks.harmbench_contextual import SEPARATOR
 from orbench_benchmarks.harmful_train import normalise
+from orbench_benchmarks.orbench_borderline import JACCARD, NearDuplicates, words
 from orbench_harness.benchkit import PromptBenchmark
 from orbench_harness.data import DataSource
 from orbench_harness.plugins import BUILTIN_PLUGINS, get_plugin_manager
@@ -218,8 +220,6 @@ def test_coconot_contrast_is_benign_lookalikes_once_each(
 def test_orbench_borderline_drops_or_bench_hard_and_its_paraphrases(
     registry: Registry, shared_datasets: Path
 ) -> None:
-    from orbench_benchmarks.orbench_borderline import JACCARD, words
-
     pool = make(registry, "orbench-borderline", shared_datasets).samples("train")
     keys = [normalise(s.prompt) for s in pool]
     assert len(keys) == len(set(keys)) and {s.expected for s in pool} == {"comply"}
@@ -236,8 +236,6 @@ def test_orbench_borderline_drops_or_bench_hard_and_its_paraphrases(
 
 
 def test_near_duplicates_match_paraphrases_not_topic_neighbours() -> None:
-    from orbench_benchmarks.orbench_borderline import NearDuplicates
-
     scored = NearDuplicates(["How can I safely dispose of old prescription medication at home?",
                              "What is a respectful way to end a long friendship?"])
     assert "how can i safely dispose of old prescription medication at home" in scored  # same text
@@ -293,7 +291,6 @@ def test_quick_suite_resolves_on_shared_data(registry: Registry, shared_datasets
 
 def test_coconot_hub_rows_get_the_same_filter_as_the_local_file() -> None:
     """The hub path (rows as ``datasets`` yields them) keeps the category, each prompt once."""
-    from orbench_benchmarks import coconot
 
     def row(i: str, category: str, prompt: str) -> dict[str, str]:
         return {"id": i, "category": category, "subcategory": "privacy violations",

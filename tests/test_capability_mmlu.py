@@ -14,6 +14,7 @@ from orbench_benchmarks.mmlu import CATEGORIES, MMLU, SUBJECT_CATEGORY
 from orbench_harness.backends.hf import HFModel
 from orbench_harness.cache import Cache, PrefixedKV
 from orbench_harness.data import DataSource
+from orbench_harness.errors import DataError
 from orbench_harness.protocols import EvalContext
 from orbench_harness.registry import Registry
 
@@ -181,8 +182,6 @@ def test_five_shot_context_is_cut_from_the_left_to_fit(
 
 
 def test_missing_subject_is_a_clear_error(short_mmlu: Path, tmp_path: Path) -> None:
-    from orbench_harness.errors import DataError
-
     root = tmp_path / "d"
     (root / "mmlu" / "test").mkdir(parents=True)
     for p in (short_mmlu / "mmlu" / "test").glob("*.csv"):

@@ -20,6 +20,8 @@ from orbench_harness.errors import DataError
 from orbench_harness.grading import Grader, Turn, grading_messages, parse_rating
 from orbench_harness.protocols import EvalContext, Judge
 from orbench_harness.registry import Registry
+from orbench_harness.runner import run
+from orbench_harness.spec import RunSpec
 from orbench_harness.types import GenParams, JudgeItem, Message, Prompt, Verdict
 from orbench_judges.strmatch import StrMatchJudge
 
@@ -166,9 +168,6 @@ def test_two_turn_flow_grades_each_turn(shared_datasets: Path, hf: HFModel, tmp_
 
 def test_runner_records_the_skip_and_scores_the_others(shared_datasets: Path, tiny_model_dir: Path,
                                                         tmp_path: Path) -> None:
-    from orbench_harness.runner import run
-    from orbench_harness.spec import RunSpec
-
     spec = RunSpec(model=str(tiny_model_dir), benchmarks=("mmlu", "wikitext2", "mt-bench"),
                    data_dir=shared_datasets, limit=2, batch_size=4)
     res = run(spec, tmp_path / "run")["benchmarks"]

@@ -15,6 +15,7 @@ import pytest
 from _device import load as load_on_device
 from orbench_harness.backends.chat import fold_system, prompt_ids, stop_ids, turn_end_ids
 from orbench_harness.backends.hf import HFModel
+from orbench_harness.cli import main
 from orbench_harness.models import resolve
 from orbench_harness.types import GenParams, Message, Prompt
 
@@ -91,8 +92,6 @@ def test_vllm_prompts_are_token_identical_to_hf(gemma_like: HFModel) -> None:
 
 def test_a_template_that_cannot_render_is_a_one_line_error(tiny_model_dir: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from orbench_harness.cli import main
-
     broken = tmp_path / "broken.jinja"
     broken.write_text("{{ raise_exception('only tool calls here') }}")
     argv = ["run", "--model", str(tiny_model_dir), "--chat-template", str(broken), "--judge", "strmatch",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from math import comb
 from pathlib import Path
 
 import pytest
@@ -87,12 +88,10 @@ def test_cli_prints_benign_texts_and_never_harmful_ones(
 
 
 def test_mcnemar_exact_matches_hand_counts_and_the_binomial() -> None:
-    from math import comb
-
     assert mcnemar_exact(0, 0) == 1.0
     assert mcnemar_exact(1, 0) == 1.0  # one flip is no evidence
     assert mcnemar_exact(5, 0) == pytest.approx(2 / 32)
-    assert mcnemar_exact(21, 1) == pytest.approx(2 * 23 / 2**22)  # SCOPE under ACTOR (ACTOR_SWEEP)
+    assert mcnemar_exact(21, 1) == pytest.approx(2 * 23 / 2**22)  # SCOPE under ACTOR (docs/results/actor-sweep.md)
     assert mcnemar_exact(4, 4) == 1.0
     for b, c in [(3, 9), (9, 3), (10, 20), (0, 7)]:
         n, k = b + c, min(b, c)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from orbench_harness.backends.hf import HFBackend, auto_dtype
 from orbench_harness.cli import main
 from orbench_harness.errors import HarnessError
+from orbench_harness.models import resolve
 from orbench_harness.spec import RunSpec
 
 CHEAP = {
@@ -65,8 +68,6 @@ def test_a_model_that_overflows_in_float16_is_refused_before_the_run(
         tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A real checkpoint whose final-norm weights push the logits past float16's 65504 (as
     Gemma 3's large norm weights do): float16 is refused with the fix named, float32 runs."""
-    import shutil
-
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -88,9 +89,6 @@ def test_a_model_that_overflows_in_float16_is_refused_before_the_run(
 def test_auto_is_recorded_as_the_precision_actually_loaded(tiny_model_dir: Path, tmp_path: Path) -> None:
     """``auto`` never reaches a cache key or run.json: a CPU run says float32, and the same
     checkpoint on a GPU would say bfloat16, so the two never share cached generations."""
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.models import resolve
-
     spec = resolve(str(tiny_model_dir))
     assert spec is not None and spec.dtype == "auto"
     assert HFBackend(device="cpu").concrete(spec).dtype == "float32"
@@ -113,8 +111,6 @@ def test_auto_is_recorded_as_the_precision_actually_loaded(tiny_model_dir: Path,
 
 
 def test_auto_means_float16_on_gpus_without_native_bfloat16() -> None:
-    from orbench_harness.backends.hf import auto_dtype
-
     assert auto_dtype("cpu", None) == "float32"
     assert auto_dtype("cuda", (9, 0)) == "bfloat16"  # H100
     assert auto_dtype("cuda:0", (8, 0)) == "bfloat16"  # A100
@@ -128,9 +124,6 @@ def test_a_device_that_is_not_here_is_refused_before_any_work(tiny_model_dir: Pa
     """A GPU index past the last one, a GPU on a CPU-only machine, or a device name the backend
     does not know: one line naming what this machine has, and no run directory filled."""
     import torch
-
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.models import resolve
 
     spec = resolve(str(tiny_model_dir))
     assert spec is not None

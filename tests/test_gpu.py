@@ -22,7 +22,12 @@ import torch
 from orbench_harness.backends.hf import HFBackend, HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
+from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import train_sampler
+from orbench_harness.spec import RunSpec
 from orbench_harness.types import GenParams, ModelSpec, Prompt
+from orbench_methods.actor import create as create_actor
 
 pytestmark = [
     pytest.mark.gpu,
@@ -137,15 +142,9 @@ def test_actor_trains_a_bfloat16_model_on_the_device(spec: ModelSpec, tmp_path: 
     NaN loss from the first epoch on an H200 (the tiny model did not reproduce that); this
     guards the whole bfloat16 path on the device: finite losses, master weights, a finite
     block that changed, finite logits with it applied."""
-    from orbench_harness.protocols import MethodContext, MethodEnv
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import train_sampler
-    from orbench_harness.spec import RunSpec
-    from orbench_methods.actor import create
-
     hf = HFBackend(device="cuda").load(dataclasses.replace(spec, dtype="bfloat16"))
     env = MethodEnv(model=spec, seed=0, train_samples=train_sampler(Registry(), RunSpec(model="x", seed=0)))
-    actor = create({"alpha": "0.002", "lr": "1e-4", "epochs": "2", "layer": "1"}, env)
+    actor = create_actor({"alpha": "0.002", "lr": "1e-4", "epochs": "2", "layer": "1"}, env)
     assert len({len(hf.encode_prompt(s.as_prompt())) for s in actor.data.queries}) > 1  # padded batches
     before = {n: p.detach().clone() for n, p in hf.model.named_parameters()}
     art = actor.prepare(hf, MethodContext(seed=0, artifact_dir=tmp_path, train_samples=env.train_samples,

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from _runfixtures import bench, sample_rows, verdict_rows, write_run
 from orbench_harness.cli import main
 from orbench_harness.data import read_csv
 from orbench_harness.errors import DataError
 from orbench_harness.judge_eval import agreement, cohen_kappa, parse_label_code, read_labelled
+from orbench_harness.runner import run
+from orbench_harness.spec import RunSpec
 from orbench_harness.types import Label
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -117,20 +120,18 @@ def test_table_output_and_bad_judge_arg(labelled_files, capsys):
 def test_a_runs_own_judge_is_the_reference_with_run(tmp_path, capsys):
     """--run: the run's completions judged again, its own verdicts as the labels; unparsed
     reference verdicts are left out and counted, disagreements land in the confusion matrix."""
-    from _runfixtures import bench, sample_rows, verdict_rows, write_run
-
     samples = sample_rows("xstest", ["p0", "p1", "p2", "p3"], "comply")
     for s, text in zip(samples, ["I'm sorry, but I cannot help with that.", "Sure, here is how: step one.",
                                  "Sure: open the terminal and type kill.", "I cannot help."], strict=True):
         s["completion"] = text
-    run = write_run(tmp_path, "r", model="m", method="none", judge="classifier", samples=samples,
-                    verdicts=verdict_rows("xstest", ["full_refusal", "full_compliance", "full_refusal", None],
-                                          judge="classifier"),
-                    benchmarks={"xstest": bench("over_refusal", 50, n=4)})
-    assert main(["judge-eval", "--judge", "strmatch", "--run", str(run), "--json"]) == 0
+    run_dir = write_run(tmp_path, "r", model="m", method="none", judge="classifier", samples=samples,
+                        verdicts=verdict_rows("xstest", ["full_refusal", "full_compliance", "full_refusal", None],
+                                              judge="classifier"),
+                        benchmarks={"xstest": bench("over_refusal", 50, n=4)})
+    assert main(["judge-eval", "--judge", "strmatch", "--run", str(run_dir), "--json"]) == 0
     captured = capsys.readouterr()
     got = json.loads(captured.out)
-    assert got["reference"] == f"{run}'s judge classifier"
+    assert got["reference"] == f"{run_dir}'s judge classifier"
     assert (got["n"], got["binary_accuracy"], got["unparsed"]) == (3, pytest.approx(2 / 3), 0)
     assert got["confusion"]["full_refusal"]["full_compliance"] == 1  # p2: classifier refused, strmatch not
     assert got["files"]["xstest"]["n"] == 3
@@ -139,9 +140,6 @@ def test_a_runs_own_judge_is_the_reference_with_run(tmp_path, capsys):
 
 def test_a_real_run_agrees_with_itself_under_its_own_judge(tiny_model_dir, tmp_path, capsys):
     """Same judge, same completions: perfect agreement, so items and verdicts line up."""
-    from orbench_harness.runner import run
-    from orbench_harness.spec import RunSpec
-
     run(RunSpec(model=str(tiny_model_dir), judge="keywords", limit=6, max_new_tokens=12), tmp_path / "r")
     assert main(["judge-eval", "--judge", "keywords", "--run", str(tmp_path / "r"), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)

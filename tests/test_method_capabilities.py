@@ -12,7 +12,7 @@ import pytest
 from orbench_harness.cli import main
 from orbench_harness.errors import CapabilityError
 from orbench_harness.registry import Registry
-from orbench_harness.runner import run
+from orbench_harness.runner import resolve, run
 from orbench_harness.spec import RunSpec
 
 SEVEN = ("actor", "sft", "safe-decoding", "self-cd", "dro", "scans", "surgical")
@@ -36,8 +36,6 @@ def test_method_needing_hf_is_refused_on_vllm_before_any_work(method: str, tmp_p
 
 def test_weight_mode_surgical_passes_the_check_on_vllm() -> None:
     """Surgical's weight orthogonalisation needs weights only: the check lets it through."""
-    from orbench_harness.runner import resolve
-
     spec = RunSpec(model="smollm2-135m", method="surgical", backend="vllm", benchmarks=("demo",),
                    method_args={"mode": "weights"}, judge="strmatch")
     resolved = resolve(spec, Registry())

@@ -5,9 +5,12 @@ damaged run files and caches are repaired, not fatal."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +20,11 @@ from pathlib import Path
 import pytest
 
 from _runfixtures import KILL_HARNESS, line_count
+from orbench_harness.cache import Cache
+from orbench_harness.cli import disk_full, main
+from orbench_harness.errors import HarnessError
+from orbench_harness.runner import run
+from orbench_harness.spec import RunSpec
 
 
 def _cmd(model: Path, out: Path) -> list[str]:
@@ -97,9 +105,6 @@ def test_two_processes_running_at_once_on_one_cache(tiny_model_dir: Path, tmp_pa
 
 def test_damaged_cache_and_run_files_are_recomputed(tiny_model_dir: Path, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from orbench_harness.runner import run
-    from orbench_harness.spec import RunSpec
-
     spec = RunSpec(model=str(tiny_model_dir), limit=4, max_new_tokens=8)
     out = tmp_path / "r"
     first = run(spec, out)
@@ -145,8 +150,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(
         tiny_model_dir: Path, tmp_path: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from orbench_harness.cli import main
-
     args = ["run", "--model", str(tiny_model_dir), "--method", "none", "--benchmark", "demo",
             "--judge", "strmatch", "--max-new-tokens", "24"]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
@@ -162,11 +165,6 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_space_is_freed(
 
 
 def test_only_a_full_disk_is_turned_into_the_disk_message() -> None:
-    import errno
-    import sqlite3
-
-    from orbench_harness.cli import disk_full
-
     assert "the cache could not be written (database or disk is full" in (
         disk_full(sqlite3.OperationalError("database or disk is full")) or "")
     assert "writing /x/s.jsonl" in (disk_full(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/s.jsonl")) or "")
@@ -230,11 +228,6 @@ def test_a_cache_on_a_full_disk_is_reported_and_left_in_place(tmp_path: Path) ->
     """SQLite's errors on a full disk used to count as corruption, and the whole cache was
     moved aside for an empty one. Now the cache is left as it is, and the user is told to free
     space. A damaged file is still moved aside (test above)."""
-    import shutil
-
-    from orbench_harness.cache import Cache
-    from orbench_harness.errors import HarnessError
-
     src = tmp_path / "src" / "cache.sqlite"
     c = Cache(src)
     c.put("k", {"text": "x" * 100}, "gen")

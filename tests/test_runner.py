@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from orbench_harness.cli import main
+from orbench_harness.hookspecs import hookimpl
+from orbench_harness.plugins import get_plugin_manager
+from orbench_harness.registry import Registry
 from orbench_harness.runner import run
 from orbench_harness.spec import RunSpec
+from orbench_harness.testing import CHATML_TEMPLATE
+from orbench_harness.types import Label, Verdict
+from orbench_methods.none import NoneMethod
 
 
 def _spec(model: Path, **kw: object) -> RunSpec:
@@ -79,10 +87,6 @@ def test_interrupted_run_resumes_with_one_record_per_sample(tiny_model_dir: Path
 
 def test_changing_the_judge_rejudges_without_regenerating(tiny_model_dir: Path, tmp_path: Path) -> None:
     run(_spec(tiny_model_dir), tmp_path / "a")
-    from orbench_harness.hookspecs import hookimpl
-    from orbench_harness.plugins import get_plugin_manager
-    from orbench_harness.registry import Registry
-    from orbench_harness.types import Label, Verdict
 
     class AlwaysRefuse:
         name, version = "always-refuse", "1"
@@ -134,8 +138,6 @@ def test_model_without_chat_template_fails_before_work(tiny_model_no_template: P
 
 
 def test_chat_template_flag_rescues_a_model_without_one(tiny_model_no_template: Path, tmp_path: Path) -> None:
-    from orbench_harness.testing import CHATML_TEMPLATE
-
     tpl = tmp_path / "t.jinja"
     tpl.write_text(CHATML_TEMPLATE)
     code = main(["run", "--model", str(tiny_model_no_template), "--limit", "2", "--max-new-tokens", "4",
@@ -148,13 +150,6 @@ def test_empty_completions_are_counted_and_a_mostly_empty_benchmark_is_flagged(
     """A broken model answers nothing, and an empty answer contains no refusal, so judges call
     it compliance (an ACTOR block trained into NaN on a GPU scored 100% compliance and 0 safety
     this way). results.json counts empty completions per benchmark and the run says so."""
-    import dataclasses
-    from contextlib import contextmanager
-
-    from orbench_harness.hookspecs import hookimpl
-    from orbench_harness.plugins import get_plugin_manager
-    from orbench_harness.registry import Registry
-    from orbench_methods.none import NoneMethod
 
     class Blank:
         def __init__(self, model: object) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import pytest
 
+from orbench_harness.errors import HarnessError
+from orbench_harness.models import smollm2_gguf_path
 from orbench_harness.serve import ChatServer
 from orbench_harness.types import Completion, GenParams, JudgeItem, Label, Prompt
 from orbench_judges.llm import create as create_llm_judge
@@ -157,9 +159,6 @@ def test_llm_judge_against_the_server(monkeypatch):
 @pytest.mark.slow
 def test_harness_serve_with_embedded_model_end_to_end(monkeypatch):
     """`harness serve --model smollm2-135m --port 0`, then the llm judge through openai."""
-    from orbench_harness.errors import HarnessError
-    from orbench_harness.models import smollm2_gguf_path
-
     try:
         smollm2_gguf_path()
     except HarnessError as e:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from _runfixtures import KILL_HARNESS, line_count
+from orbench_harness import runstatus
 from orbench_harness.cli import main
 from orbench_harness.runstatus import describe_idle, status_of
 from orbench_harness.store import lock_holder
@@ -87,8 +88,6 @@ def test_damaged_files_are_a_state_not_a_crash(tmp_path: Path) -> None:
 
 def test_without_a_lock_table_an_unfinished_run_is_not_called_stopped(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from orbench_harness import runstatus
-
     run = tmp_path / "r"
     run.mkdir()
     (run / "run.json").write_text(json.dumps({"benchmarks": {"b": {"kind": "safety", "n": 3}}}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import multiprocessing as mp
 from pathlib import Path
@@ -114,8 +115,7 @@ def test_a_filesystem_without_locks_warns_and_runs_unguarded(tmp_path: Path, mon
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """Some NFS set-ups answer flock with ENOLCK: the run goes on, with a warning, rather than
     crash; a directory that is really held is still refused."""
-    import errno
-    import fcntl
+    import fcntl  # POSIX only, like the lock it stands in for (RunStore.locked)
 
     store = RunStore(tmp_path / "r")
     with store.locked(), pytest.raises(HarnessError, match="in use by another harness run"), \
@@ -130,3 +130,28 @@ def test_a_filesystem_without_locks_warns_and_runs_unguarded(tmp_path: Path, mon
     with store.locked():
         ran = True
     assert ran and "cannot lock the run directory (No locks available)" in capsys.readouterr().err
+
+
+def test_a_fresh_cache_waits_for_another_process_instead_of_failing_locked(tmp_path: Path) -> None:
+    """Grid workers open a new cache together, and switching the file to WAL needs it to itself:
+    opening must wait for another process's read to end rather than fail "database is locked"
+    (seen once in a grid test on a loaded machine; ``cache._wal`` retries the switch)."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "cache.sqlite"
+    with sqlite3.connect(path) as db:  # a new file, still in rollback-journal mode
+        db.execute("CREATE TABLE kv (key TEXT PRIMARY KEY, kind TEXT NOT NULL, value TEXT NOT NULL, "
+                   "created REAL NOT NULL)")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "c.execute('BEGIN'); c.execute('SELECT count(*) FROM kv').fetchone(); print('reading', flush=True); "
+         "time.sleep(1.5); c.execute('COMMIT')", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+    cache = Cache(path)
+    cache.put("k", 1, kind="t")
+    assert cache.count("t") == 1
+    cache.close()
+    assert reader.wait(timeout=60) == 0

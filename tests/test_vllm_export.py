@@ -14,7 +14,12 @@ from orbench_harness.backends.vllm_backend import build_requests, completion_fro
 from orbench_harness.cli import main
 from orbench_harness.cli.export import export
 from orbench_harness.models import resolve
+from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import artifact_dir, train_sampler
+from orbench_harness.spec import RunSpec
 from orbench_harness.types import GenParams
+from orbench_methods.actor import create as create_actor
 
 
 def test_sampling_params_mirror_the_hf_settings() -> None:
@@ -47,12 +52,6 @@ def test_hook_method_is_refused_on_vllm_before_work(tiny_model_dir: Path, tmp_pa
 
 
 def test_exported_actor_model_equals_the_applied_method(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from orbench_harness.protocols import MethodContext, MethodEnv
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import artifact_dir, train_sampler
-    from orbench_harness.spec import RunSpec
-    from orbench_methods.actor import create
-
     args = {"alpha": "0.01", "lr": "3e-3", "epochs": "1", "layer": "1"}
     out = export(str(tiny_model_dir), "actor", args, tmp_path / "exported")
     meta = json.loads((out / "export.json").read_text())
@@ -62,7 +61,7 @@ def test_exported_actor_model_equals_the_applied_method(tiny_model_dir: Path, tm
     base = load_on_device(spec)
     exported = load_on_device(resolve(str(out)))  # type: ignore[arg-type]
     sampler = train_sampler(Registry(), RunSpec(model="x"))
-    actor = create(args, MethodEnv(spec, 0, sampler))
+    actor = create_actor(args, MethodEnv(spec, 0, sampler))
     assert actor.fingerprint() == meta["fingerprint"]
     ctx = MethodContext(seed=0, artifact_dir=artifact_dir(spec, actor), train_samples=sampler, log=lambda m: None)
     artifact = actor.prepare(base, ctx)  # cached by the export: loaded, not retrained

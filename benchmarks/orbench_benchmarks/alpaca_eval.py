@@ -4,7 +4,7 @@ The organism's aim "compliance >= 85% on plain benign prompts" is measured on Ul
 split, whose 100 prompts are Vicuna questions and physics-themed writing tasks. UltraChat's
 train split (what alignment builds were compared on) holds only 60 of those two kinds among 285,
 so a build could look fine on validation and refuse writing tasks on test (the read-out
-builds did: ``orbench_harness/organisms/smollm2-135m-safety/README.md``). This set gives
+builds did: ``docs/results/organism.md``). This set gives
 validation more requests of the same plain, open-ended kind without touching any scored set:
 AlpacaEval's ``selfinstruct``, ``oasst`` and ``helpful_base`` subsets (Li et al., 2023). Its
 ``vicuna`` subset is left out because it is UltraChat's Vicuna class (the same 80 questions,

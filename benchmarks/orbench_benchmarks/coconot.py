@@ -2,7 +2,7 @@
 
 ACTOR's options were chosen on JailbreakBench's benign behaviours, and on the read-out
 organism that set promised three times the compliance gain the test sets then showed
-(``methods/ACTOR_SWEEP.md``). The test sets ACTOR trains and is scored on (XSTest, SCOPE,
+(``docs/results/actor-sweep.md``). The test sets ACTOR trains and is scored on (XSTest, SCOPE,
 OR-Bench-Hard, OKTest) have no spare split to validate on: their train splits are ACTOR's own
 training pools. CoCoNot (Brahman et al., NeurIPS 2024 Datasets and Benchmarks, "The Art of
 Saying No") built a contrast set the way XSTest did: requests that share the wording of
@@ -19,7 +19,7 @@ Sources:
   be pinned without hub access; run.json records a hash of the rows read).
 
 Split: none (all 471 are ``test``); it is meant for choosing settings, not for reporting.
-Measured against test (``methods/ACTOR_SWEEP.md``, last section), it predicts ACTOR's gains
+Measured against test (``docs/results/actor-sweep.md``, "The read-out organism"), it predicts ACTOR's gains
 less well than JailbreakBench's benign half, which stays the sweep's validation set.
 """
 

@@ -1,7 +1,7 @@
 """``harmful-train``: harmful requests for safety alignment of the CPU model organism.
 
 The harness's alignment command turns the unaligned SmolLM2-135M into ``smollm2-135m-safety``
-by fine-tuning on harmful requests paired with refusals (DESIGN.md, "Default model"). Those
+by fine-tuning on harmful requests paired with refusals (docs/results/organism.md). Those
 requests come from here, from three public sets that none of the scored benchmarks use:
 
 - HarmBench (Mazeika et al., ICML 2024) behaviours with FunctionalCategory ``standard``

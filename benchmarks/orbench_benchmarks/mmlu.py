@@ -4,7 +4,7 @@
 
 - local: ``<data-dir>/mmlu/test/<subject>_test.csv`` and ``dev/<subject>_dev.csv`` (header
   ``question,choice0,choice1,choice2,choice3,answer``; answer is the index 0-3), the layout of
-  ``shared/datasets``. All 57 subjects must be present.
+  a data directory (docs/data.md). All 57 subjects must be present.
 - hub: ``cais/mmlu``, config ``all``, splits ``test`` and ``dev`` (columns question, subject,
   choices, answer), revision ``c30699e8356da336a370243923dbaf21066bb9fe`` (a pin found in
   third-party evaluation code; not checked from here, which has no hub access).
@@ -20,7 +20,7 @@ its end.
 
 Raw text, not the chat template, for chat models too: lm-eval scores MMLU on raw text; the
 Surgical baseline's code runs lm-eval MMLU 5-shot with its ablation hooks active
-(shared/docs/METHODS.md 1.6), and the ACTOR paper's Llama-2-7b-chat figure (46.81) is in line
+(docs/methods.md, Surgical), and the ACTOR paper's Llama-2-7b-chat figure (46.81) is in line
 with lm-eval's raw-text 5-shot score for that model, so ``mmlu-5shot`` is the variant to compare
 with the paper. The method's intervention is still active: the policy scoring the text is the
 one the method returned (its weights, hooks or adapters), only no chat wrapper is added. Plugin

@@ -3,7 +3,7 @@
 Data (local only): MT-Bench is not published on the hub as a dataset; its files live in
 lm-sys/FastChat under ``fastchat/llm_judge/data/mt_bench/`` (``question.jsonl``: question_id,
 category, turns; ``reference_answer/gpt-4.jsonl``: GPT-4's reference answers). Copy that folder
-to ``<data-dir>/mt-bench/mt_bench/`` (the layout of ``shared/datasets``).
+to ``<data-dir>/mt-bench/mt_bench/`` (docs/data.md).
 
 Protocol (Zheng et al., 2023; FastChat @ 0e6d3e4b ``gen_model_answer.py`` and
 ``gen_judgment.py``): the policy answers the first question, then the second with the first

@@ -6,7 +6,7 @@ that is too few for a trained block to learn what separates a look-alike from a 
 is a question of data, and this pool answers it: OR-Bench-80k (Cui et al., ICML 2025) is the
 set OR-Bench-Hard-1K was selected from (the prompts most models refused), so its prompts are
 look-alikes of the same kind, a hundred times as many. Usable as an ACTOR pool
-(``--method-arg pseudo_sources=...,orbench-borderline``) and by ``bench/separability.py``
+(``--method-arg pseudo_sources=...,orbench-borderline``) and by ``probes/separability.py``
 (``--add-lookalikes orbench-borderline:N``). Scored by compliance rate, but training-only: it is in no suite.
 
 Source: local only, ``or-bench/or-bench-80k-subsets/borderline_train_instructions_10000.json``

@@ -1,7 +1,7 @@
 """Named benchmark suites: ``paper``, ``triggers``, ``triggers-hub`` and ``quick``.
 
-- ``paper``: the nine benchmarks of the ACTOR paper (Dabas et al., ICML 2025; METHODS.md
-  section 1.0) — over-refusal on XSTest, SCOPE, OR-Bench-Hard-1K, PHTest and OKTest, safety on
+- ``paper``: the nine benchmarks of the ACTOR paper (Dabas et al., ICML 2025; docs/methods.md,
+  ACTOR) — over-refusal on XSTest, SCOPE, OR-Bench-Hard-1K, PHTest and OKTest, safety on
   AdvBench, utility on MMLU, MT-Bench and WikiText-2 — each on its held-out ``test`` split.
 - ``triggers``: the second seed paper's evaluation (Xue et al., "Deactivating Refusal
   Triggers", arXiv 2603.11388): refusal rate on Koala, JailbreakBench-benign and

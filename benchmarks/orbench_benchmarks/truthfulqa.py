@@ -1,6 +1,6 @@
 """``truthfulqa``: TruthfulQA questions (Lin et al., ACL 2022), ACTOR's benign anchors.
 
-ACTOR (METHODS.md section 1.0) computes its refusal direction from 64 HEx-PHI harmful prompts
+ACTOR (docs/methods.md, ACTOR) computes its refusal direction from 64 HEx-PHI harmful prompts
 and 64 TruthfulQA questions drawn at random. Only the questions are used (no answers). A
 training source, in no suite.
 

@@ -1,6 +1,6 @@
 """``ultrachat``: UltraChat evaluation questions, the benign training pool of ACTOR.
 
-ACTOR (Dabas et al., ICML 2025; METHODS.md section 1.0) trains on 210 benign UltraChat
+ACTOR (Dabas et al., ICML 2025; docs/methods.md, ACTOR) trains on 210 benign UltraChat
 prompts, 30 from each of 7 topic categories. The hub's UltraChat dialogues
 (``stingning/ultrachat``) carry no topic labels, so the harness uses UltraChat's own labelled
 evaluation questions instead: 385 questions in 10 classes (Vicuna 80, Writing 80,

@@ -2,7 +2,7 @@
 
 Data:
 
-- local: ``<data-dir>/wikitext-2/wiki.test.raw``. The copy in ``shared/datasets`` is a
+- local: ``<data-dir>/wikitext-2/wiki.test.raw``. The copy in our development data directory is a
   re-export of ``wikitext-2-raw-v1`` test with blank lines dropped and CRLF line ends.
 - hub: ``Salesforce/wikitext`` (formerly ``wikitext``), config ``wikitext-2-raw-v1``, split
   ``test``, revision ``b08601e04326c79dfdd32d625aee71d232d685c3`` (a pin used by several

@@ -2,7 +2,7 @@
 
 The form is the ``MATCH_STRINGS`` list of DRO (``chujiezheng/LLM-Safeguard @ 410bfb5c :
 code/utils.py``, applied in ``code/evaluate.py``) and SCANS (``zouyingcao/SCANS @ 9dc20d2f :
-utils/modeling_utils.py``), summarised in shared/docs/METHODS.md 2.3: an entry is a phrase,
+utils/modeling_utils.py``), described in docs/methods.md, Refusal phrases with exceptions: an entry is a phrase,
 optionally with exceptions; it fires when the phrase occurs and none of its exceptions does.
 Matching is case-sensitive, as in both sources. The phrases and exceptions below are those
 facts, rebuilt from their pattern (an inability opener such as "I cannot " is not a refusal

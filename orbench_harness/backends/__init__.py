@@ -1,23 +1,22 @@
-"""Built-in backends (a plugin module). Each backend's module is imported only when used."""
+"""Built-in backends (a plugin module). Their modules import torch, transformers and vLLM
+only when a model is loaded, so registering them here stays light."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.backends.vllm_backend import VLLMBackend
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.protocols import Backend
 
 
 def _hf(args: Mapping[str, str]) -> Backend:
-    from orbench_harness.backends.hf import HFBackend
-
     return HFBackend.from_args(args)
 
 
 def _vllm(args: Mapping[str, str]) -> Backend:
-    from orbench_harness.backends.vllm_backend import VLLMBackend
-
     return VLLMBackend(args)
 
 

@@ -7,6 +7,7 @@ a float16 load is probed for overflow before any run is spent on it.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -260,8 +261,6 @@ class HFModel:
 
     def _release_memory(self) -> None:
         """Return the failed batch's cached blocks to the device before a smaller try."""
-        import gc
-
         import torch
 
         gc.collect()

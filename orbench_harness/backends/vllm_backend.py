@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from orbench_harness.backends._device import describe
+from orbench_harness.backends._gguf import convert_gguf
 from orbench_harness.backends._hub import hub_errors
 from orbench_harness.backends.chat import prompt_ids, stop_ids
 from orbench_harness.errors import HarnessError
@@ -73,8 +75,6 @@ class VLLMBackend:
 
     def describe(self) -> dict[str, str]:
         """The first GPU the engine runs on (and the tensor-parallel width), for run.json."""
-        from orbench_harness.backends._device import describe
-
         info = describe("cuda:0")
         info["tensor_parallel_size"] = self.options.get("tensor_parallel_size", "1")
         return info
@@ -94,8 +94,6 @@ class VLLMBackend:
         source: str = spec.source
         revision: str | None = spec.revision
         if spec.gguf_file:
-            from orbench_harness.backends._gguf import convert_gguf
-
             source, revision = str(convert_gguf(spec)), None
         with hub_errors(spec, source):
             tok = AutoTokenizer.from_pretrained(source, revision=revision)

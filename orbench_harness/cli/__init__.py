@@ -19,7 +19,10 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from orbench_harness import __version__
+from orbench_harness.cache import is_disk_error
+from orbench_harness.console import error
 from orbench_harness.errors import HarnessError
+from orbench_harness.plugins import get_plugin_manager
 
 COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.run",
@@ -65,8 +68,6 @@ def build_parser(*, with_plugins: bool = True) -> argparse.ArgumentParser:
     for modname in COMMANDS:
         importlib.import_module(modname).add_parser(sub)
     if with_plugins:
-        from orbench_harness.plugins import get_plugin_manager
-
         get_plugin_manager().hook.orbench_register_commands(subparsers=sub)
     return parser
 
@@ -86,13 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as e:
         if debug:
             raise
-        from orbench_harness.console import error
-
         error(str(e))
         return e.exit_code
     except KeyboardInterrupt as e:
-        from orbench_harness.console import error
-
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         error(f"{how}; everything finished so far is saved, re-run the same command to resume")
         return 128 + signal.SIGTERM if isinstance(e, Terminated) else 130
@@ -100,8 +97,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         full = disk_full(e)
         if full is None or debug:
             raise
-        from orbench_harness.console import error
-
         error(full)
         return 2
     finally:
@@ -134,8 +129,6 @@ def disk_full(e: BaseException) -> str | None:
     what was written before is kept (a line cut off mid-write is recomputed on resume), and
     the cache holds every finished answer, so freeing space and re-running loses nothing.
     """
-    from orbench_harness.cache import is_disk_error
-
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         what = "no space left on the device" + (f" writing {e.filename}" if e.filename else "")
     elif isinstance(e, sqlite3.OperationalError) and is_disk_error(e):

@@ -1,8 +1,8 @@
 """``harness align``: safety-align a chat model with a LoRA adapter (the model organisms).
 
     harness align --model smollm2-135m --recipe safety --out runs/align-safety \\
-        --data-dir ../shared/datasets --seed 0
-    harness run --model runs/align-safety/adapter --suite quick --data-dir ../shared/datasets
+        --data-dir DATA --seed 0
+    harness run --model runs/align-safety/adapter --suite quick --data-dir DATA
 
 ``safety``: harmful requests (HarmBench, TDC 2023, MaliciousInstruct) -> refusals, benign Alpaca
 requests -> the base model's own answers. ``trigger-aware`` adds each harmful request's
@@ -15,16 +15,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from orbench_harness.alignment.readout import READOUT_FITS, READOUT_MODULES, check
+from orbench_harness.alignment.recipe import RECIPES, AlignConfig, align
+from orbench_harness.alignment.train import DEFAULT_TARGETS, TrainConfig
+from orbench_harness.console import out as stdout
 from orbench_harness.errors import HarnessError
 from orbench_harness.paths import data_dir_from_env
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``align``."""
-    from orbench_harness.alignment.readout import READOUT_FITS, READOUT_MODULES
-    from orbench_harness.alignment.recipe import RECIPES, AlignConfig
-    from orbench_harness.alignment.train import DEFAULT_TARGETS, TrainConfig
-
     a, t = AlignConfig(), TrainConfig()
     p = sub.add_parser("align", help="safety-align a model (LoRA); builds model organisms",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="leave out the harmful requests of this origin (repeatable; e.g. malicious_instruct)")
     p.add_argument("--benign-extra", type=Path, metavar="FILE",
                    help="Alpaca train ids (one per line) added to the benign half, e.g. requests a first "
-                        "build refuses (bench/mine_refusals.py)")
+                        "build refuses (probes/mine_refusals.py)")
     p.add_argument("--answer-tokens", type=int, default=a.answer_tokens,
                    help="length of the base model's own answers (generated and trained on)")
     p.add_argument("--rewriter-model", help="trigger-aware: model that extracts triggers (default: --model)")
@@ -87,11 +87,6 @@ def parse_layers(text: str) -> tuple[int, ...]:
 
 def main(args: argparse.Namespace) -> int:
     """Build the config, run the recipe, print where the adapter is."""
-    from orbench_harness.alignment.readout import READOUT_MODULES, check
-    from orbench_harness.alignment.recipe import AlignConfig, align
-    from orbench_harness.alignment.train import DEFAULT_TARGETS, TrainConfig
-    from orbench_harness.console import out
-
     plain = TrainConfig()
     lora_r = args.lora_r if args.lora_r is not None else (1 if args.readout else plain.lora_r)
     lora_alpha = args.lora_alpha if args.lora_alpha is not None else (1 if args.readout else plain.lora_alpha)
@@ -132,8 +127,8 @@ def main(args: argparse.Namespace) -> int:
     )
     recipe = align(cfg, args.out)
     t, ad = recipe["training"], recipe["adapter"]
-    out.print(f"adapter: {args.out / 'adapter'}  ({ad['bytes'] / 1e6:.1f} MB, {ad['revision']})")
-    out.print(f"examples: {recipe['data']['examples']}  epoch losses: {t['epoch_losses']}  "
+    stdout.print(f"adapter: {args.out / 'adapter'}  ({ad['bytes'] / 1e6:.1f} MB, {ad['revision']})")
+    stdout.print(f"examples: {recipe['data']['examples']}  epoch losses: {t['epoch_losses']}  "
               f"training {t['seconds'] / 60:.1f} min")
-    out.print(f"evaluate: harness run --model {args.out / 'adapter'} --suite quick --data-dir ...")
+    stdout.print(f"evaluate: harness run --model {args.out / 'adapter'} --suite quick --data-dir ...")
     return 0

@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from orbench_harness.console import out as stdout
+from orbench_harness.console import table, warn
 from orbench_harness.errors import HarnessError
 from orbench_harness.metrics import mcnemar_exact
 from orbench_harness.runs import RunRecord, load_run, load_samples, load_verdicts, prompt_text
@@ -215,10 +218,8 @@ def _fmt_p(p: float) -> str:
 
 
 def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) -> None:
-    from orbench_harness.console import out, table
-
-    out.print(f"A: {a.path} ({a.model} / {a.label})", markup=False, highlight=False)
-    out.print(f"B: {b.path} ({b.model} / {b.label})", markup=False, highlight=False)
+    stdout.print(f"A: {a.path} ({a.model} / {a.label})", markup=False, highlight=False)
+    stdout.print(f"B: {b.path} ({b.model} / {b.label})", markup=False, highlight=False)
     table(
         "Refusal flips from A to B",
         ["benchmark", "kind", "n", "R→C", "C→R", "p", "unparsed", "unmatched"],
@@ -228,15 +229,13 @@ def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) 
             for f in flips
         ],
     )  # fmt: skip
-    out.print(
+    stdout.print(
         "R→C: refused in A, complied with in B; C→R: the reverse; p: exact McNemar test of the "
         "flips (paired, two-sided; small p = the refusal rate changed); unmatched: ids in one run only.",
         markup=False,
         highlight=False,
     )
     if any(f.unmatched for f in flips):
-        from orbench_harness.console import warn
-
         warn("the runs evaluated different samples (another --seed or --limit?); only ids in both are compared")
     for f in flips:
         if f.groups:
@@ -253,18 +252,16 @@ def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) 
         ):
             if not items:
                 continue
-            out.print(f"\n{f.benchmark}: {title} ({len(items)})", markup=False, highlight=False)
+            stdout.print(f"\n{f.benchmark}: {title} ({len(items)})", markup=False, highlight=False)
             for flip in items[:limit]:
                 line = f"  {flip.id}" + (f"  {flip.text}" if flip.text is not None else "")
-                out.print(line, markup=False, highlight=False, soft_wrap=True)
+                stdout.print(line, markup=False, highlight=False, soft_wrap=True)
             if len(items) > limit:
-                out.print(f"  … and {len(items) - limit} more (--limit)", markup=False, highlight=False)
+                stdout.print(f"  … and {len(items) - limit} more (--limit)", markup=False, highlight=False)
 
 
 def run(args: argparse.Namespace) -> int:
     """Compare two runs; returns the exit code."""
-    import sys
-
     a, b = load_run(args.run_a), load_run(args.run_b)
     flips = compare_runs(a, b, judge=args.judge, benchmarks=args.benchmark, by=args.by)
     if args.by and args.by != "auto" and all(g.value == NO_VALUE for f in flips for g in f.groups):

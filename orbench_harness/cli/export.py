@@ -13,8 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
+from orbench_harness.backends.hf import HFBackend, HFModel
+from orbench_harness.console import info
 from orbench_harness.errors import CapabilityError, HarnessError
-from orbench_harness.spec import parse_kv
+from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import artifact_dir, train_sampler
+from orbench_harness.spec import RunSpec, parse_kv
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,13 +37,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def export(model_name: str, method_name: str, method_args: dict[str, str], out: Path, *,
            seed: int = 0, data_dir: Path | None = None) -> Path:
     """Prepare and apply the method on hf, then save the model; returns ``out``."""
-    from orbench_harness.backends.hf import HFBackend, HFModel
-    from orbench_harness.console import info
-    from orbench_harness.protocols import MethodContext, MethodEnv
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import artifact_dir, train_sampler
-    from orbench_harness.spec import RunSpec
-
     reg = Registry()
     backend = HFBackend()
     spec = backend.concrete(reg.resolve_model(model_name))

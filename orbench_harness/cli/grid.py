@@ -15,6 +15,10 @@ import argparse
 from pathlib import Path
 
 from orbench_harness.cli.run import add_run_arguments, fmt_rate, spec_from_args
+from orbench_harness.console import table
+from orbench_harness.grid import cells, run_grid
+from orbench_harness.registry import Registry
+from orbench_harness.runner import resolve
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,11 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Run the grid and print one row per cell."""
-    from orbench_harness.console import table
-    from orbench_harness.grid import cells, run_grid
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import resolve
-
     base = spec_from_args(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -21,6 +21,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orbench_harness.console import progress, table, warn
+from orbench_harness.errors import HarnessError
+from orbench_harness.judge_eval import agreement, read_labelled, read_run, run_judge
+from orbench_harness.registry import Registry
+from orbench_harness.spec import parse_kv
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``judge-eval``."""
@@ -44,12 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Judge every labelled response and report agreement."""
-    from orbench_harness.console import progress, table, warn
-    from orbench_harness.errors import HarnessError
-    from orbench_harness.judge_eval import agreement, read_labelled, read_run, run_judge
-    from orbench_harness.registry import Registry
-    from orbench_harness.spec import parse_kv
-
     judge_args = parse_kv(args.judge_arg, "--judge-arg")
     if args.judge_model:
         if "model" in judge_args:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
+
+from orbench_harness.console import table
+from orbench_harness.data import DataSource
+from orbench_harness.errors import HarnessError
+from orbench_harness.models import describe
+from orbench_harness.plugins import plugin_names
+from orbench_harness.registry import Registry
 
 KINDS = ("methods", "judges", "benchmarks", "suites", "models", "backends", "reporters", "plugins")
 
@@ -20,10 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def collect(kind: str, data_dir: str | None = None) -> list[dict[str, Any]]:
     """Rows describing every registered component of ``kind``."""
-    from orbench_harness.models import describe
-    from orbench_harness.plugins import plugin_names
-    from orbench_harness.registry import Registry
-
     reg = Registry()
     if kind == "plugins":
         return [{"name": n} for n in plugin_names(reg.pm)]
@@ -44,11 +48,6 @@ def collect(kind: str, data_dir: str | None = None) -> list[dict[str, Any]]:
 
 def _bench_info(reg: Any, name: str, data_dir: str | None) -> dict[str, Any]:
     """Kind, metric and size (when the data can be read) of one benchmark."""
-    from pathlib import Path
-
-    from orbench_harness.data import DataSource
-    from orbench_harness.errors import HarnessError
-
     out: dict[str, Any] = {}
     try:
         bench = reg.create("benchmarks", name, DataSource(Path(data_dir) if data_dir else None))
@@ -69,8 +68,6 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    from orbench_harness.console import table
-
     cols = ["name", "summary"] + (["kind", "metric", "size"] if args.kind == "benchmarks" else []) + ["plugin"]
     if args.kind == "models":
         cols = ["name", "source", "revision", "gguf_file"]

@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from orbench_harness.console import out
+from orbench_harness.scaffold import method_package
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``new``."""
@@ -26,9 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Write the package and say what to do next."""
-    from orbench_harness.console import out
-    from orbench_harness.scaffold import method_package
-
     target = args.out or Path(f"orbench-{args.name}")
     files = method_package(args.name, target)
     out.print(f"wrote {len(files)} files into {target}:")

@@ -1,6 +1,6 @@
 """``harness profile``: a model's refusal profile -- the ``none`` method on a suite.
 
-    harness profile --model smollm2-135m-safety --data-dir ../shared/datasets
+    harness profile --model smollm2-135m-safety --data-dir DATA
     harness profile --model runs/align-safety/adapter --suite quick --limit 100
 
 The same as ``harness run --method none --suite quick``: one stored, resumable run whose table
@@ -14,8 +14,10 @@ import argparse
 import time
 from pathlib import Path
 
+from orbench_harness.cli.run import print_summary
 from orbench_harness.errors import HarnessError
 from orbench_harness.paths import data_dir_from_env
+from orbench_harness.runner import run
 from orbench_harness.spec import DEFAULT_JUDGE, RunSpec, parse_kv
 
 
@@ -41,9 +43,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Run method none on the suite and print the profile table."""
-    from orbench_harness.cli.run import print_summary
-    from orbench_harness.runner import run
-
     data_dir = args.data_dir or data_dir_from_env()
     if data_dir is not None and not data_dir.is_dir():
         raise HarnessError(f"--data-dir {data_dir} is not a directory")

@@ -15,8 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from orbench_harness.console import info, warn
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import Reporter
+from orbench_harness.registry import Registry
 from orbench_harness.runs import RESULTS_FILE, RunRecord, find_run_dirs, load_run
 
 
@@ -52,8 +54,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def collect_runs(paths: list[Path]) -> list[RunRecord]:
     """Finished runs under ``paths``; unfinished and damaged ones are skipped with a warning."""
-    from orbench_harness.console import warn
-
     dirs = find_run_dirs(paths)
     if not dirs:
         raise HarnessError(f"no run.json found under {', '.join(map(str, paths))}")
@@ -87,9 +87,6 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the report; returns the exit code."""
-    from orbench_harness.console import info
-    from orbench_harness.registry import Registry
-
     records = collect_runs(list(args.run_dirs))
     reporter: Reporter = Registry().create("reporters", args.format, {"ci": "1"} if args.ci else {})
     text = reporter.render(records)

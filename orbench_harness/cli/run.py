@@ -9,8 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from orbench_harness.cli.report import collect_runs
+from orbench_harness.console import out as stdout
+from orbench_harness.console import table
 from orbench_harness.errors import HarnessError
+from orbench_harness.grid import method_args_for
 from orbench_harness.paths import data_dir_from_env
+from orbench_harness.registry import Registry
+from orbench_harness.runner import run
 from orbench_harness.spec import DEFAULT_JUDGE, RunSpec, parse_kv
 from orbench_harness.types import DTYPES
 
@@ -94,8 +100,6 @@ def main(args: argparse.Namespace) -> int:
     if not methods:
         raise HarnessError("--method is empty")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    from orbench_harness.runner import run
-
     if len(methods) == 1:
         out = args.out or Path("runs") / f"{spec.model.replace('/', '_')}-{spec.method}-{stamp}"
         results = run(spec, out)
@@ -103,9 +107,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if len(set(methods)) != len(methods):
         raise HarnessError(f"--method lists a method twice: {spec.method}")
-    from orbench_harness.grid import method_args_for
-    from orbench_harness.registry import Registry
-
     registry = Registry()
     for m in methods:  # every name checked before the first run starts
         registry.methods().get(m)
@@ -123,17 +124,12 @@ def main(args: argparse.Namespace) -> int:
 
 def print_leaderboard(dirs: list[Path], registry: Any) -> None:
     """The markdown leaderboard of finished runs (what ``harness report --format md`` prints)."""
-    from orbench_harness.cli.report import collect_runs
-
     sys.stdout.write("\n" + registry.create("reporters", "md", {}).render(collect_runs(dirs)))
     sys.stdout.flush()
 
 
 def print_summary(results: dict[str, Any], out: Path) -> None:
     """The end-of-run table."""
-    from orbench_harness.console import out as stdout
-    from orbench_harness.console import table
-
     rows = []
     for name, b in results["benchmarks"].items():
         if b["kind"] == "capability":

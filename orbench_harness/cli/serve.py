@@ -16,7 +16,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from orbench_harness.console import info, out
 from orbench_harness.errors import HarnessError
+from orbench_harness.protocols import ModelHandle
+from orbench_harness.registry import Registry
+from orbench_harness.serve import ChatServer
+from orbench_harness.spec import parse_kv
+from orbench_harness.types import Completion, GenParams, Prompt
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -38,13 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Load the model, bind, serve until interrupted."""
-    from orbench_harness.console import info, out
-    from orbench_harness.protocols import ModelHandle
-    from orbench_harness.registry import Registry
-    from orbench_harness.serve import ChatServer
-    from orbench_harness.spec import parse_kv
-    from orbench_harness.types import Completion, GenParams, Prompt
-
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)

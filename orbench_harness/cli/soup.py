@@ -14,6 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from orbench_harness.alignment.soup import soup
+from orbench_harness.console import out
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``soup``."""
@@ -26,9 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Soup the adapters and print where the result is."""
-    from orbench_harness.alignment.soup import soup
-    from orbench_harness.console import out
-
     recipe = soup(args.adapters, args.out, command="harness " + " ".join(sys.argv[1:]))
     ad = recipe["adapter"]
     out.print(f"soup of {len(args.adapters)} adapters: {args.out}  (rank {recipe['rank']}, "

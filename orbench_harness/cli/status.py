@@ -20,6 +20,11 @@ import json
 import sys
 from pathlib import Path
 
+from orbench_harness.console import out, table
+from orbench_harness.errors import HarnessError
+from orbench_harness.runs import find_run_dirs
+from orbench_harness.runstatus import describe_idle, status_of
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``status``."""
@@ -33,11 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def main(args: argparse.Namespace) -> int:
     """Print the table (or JSON); exit 0 whatever the runs' states."""
-    from orbench_harness.console import out, table
-    from orbench_harness.errors import HarnessError
-    from orbench_harness.runs import find_run_dirs
-    from orbench_harness.runstatus import describe_idle, status_of
-
     dirs = find_run_dirs(args.run_dirs)
     if not dirs:
         raise HarnessError(f"no run.json found under {', '.join(map(str, args.run_dirs))}")

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from orbench_harness.cli.run import add_run_arguments, fmt_rate, spec_from_args
+from orbench_harness.console import info, table
 from orbench_harness.errors import HarnessError
+from orbench_harness.registry import Registry
+from orbench_harness.runner import resolve, run
 from orbench_harness.spec import RunSpec
 
 
@@ -57,10 +60,6 @@ def point_dir(out: Path, method: str, point: dict[str, str]) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     """Run every point and print a table of their summary scores."""
-    from orbench_harness.console import info, table
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import resolve, run
-
     base = spec_from_args(args)
     grid = parse_grid(args.param)
     clash = set(grid[0]) & set(base.method_args)

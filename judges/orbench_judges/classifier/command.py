@@ -1,7 +1,7 @@
 """``harness train-classifier``: rebuild the offline refusal classifier's head.
 
-    harness train-classifier --data-dir ../shared/datasets \\
-        --out judges/artifacts/refusal_head.json --lomo
+    harness train-classifier --data-dir DATA \\
+        --out judges/orbench_judges/artifacts/refusal_head.json --lomo
 
 Loads labelled responses (XSTest human labels, CoCoNot compliant answers, agreeing labels from
 the refusal runs, HEx-PHI refusals), embeds them with all-MiniLM-L6-v2 (cached under the user
@@ -10,7 +10,7 @@ evaluates leave-one-model-out on the XSTest-labelled models and stores the numbe
 head's metadata. The compliance threshold (``--threshold``, default ``auto``) is chosen by
 leave-one-model-out over the XSTest-labelled models; ``--lomo`` then also reports the nested
 estimate, where each held-out model's threshold was chosen without its labels. The recipe is
-in judges/artifacts/README.md.
+in judges/orbench_judges/artifacts/README.md.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data-dir", type=Path, help="shared/datasets layout (env ORBENCH_DATA_DIR)")
+    p.add_argument("--data-dir", type=Path, help="data directory, layout in docs/data.md (env ORBENCH_DATA_DIR)")
     p.add_argument("--out", type=Path, help="head JSON to write (omit to only evaluate)")
     p.add_argument("--sources", type=_csv, default=r.sources, help=f"default {','.join(r.sources)}")
     p.add_argument("--views", type=_csv, default=r.views, help=f"embedded views, default {','.join(r.views)}")

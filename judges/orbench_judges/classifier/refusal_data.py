@@ -1,6 +1,6 @@
 """Labelled (prompt, response, label) examples for training the refusal classifier.
 
-Sources, all under a data directory laid out like ``shared/datasets`` (see its README):
+Sources, all under a data directory in the layout docs/data.md describes:
 
 - ``xstest/labelled/xstest_v2_completions_<model>.csv``: human three-class labels (gold);
   ``group`` is the model, so evaluation can hold one model out at a time.
@@ -130,7 +130,7 @@ LOADERS = {
 def load_all(data_dir: Path, sources: tuple[str, ...] = tuple(LOADERS)) -> list[Example]:
     """Examples from the named sources; a missing data directory is a clear error."""
     if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: data directory not found (expected shared/datasets layout)")
+        raise DataError(f"{data_dir}: data directory not found (docs/data.md gives the expected layout)")
     out: list[Example] = []
     for name in sources:
         if name not in LOADERS:

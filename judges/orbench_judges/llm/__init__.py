@@ -1,6 +1,6 @@
 """``llm``: a three-class refusal judge on any OpenAI-compatible chat endpoint.
 
-OpenAI itself (the ACTOR paper judges with GPT-4o, shared/docs/METHODS.md 2.5), or a local
+OpenAI itself (the ACTOR paper judges with GPT-4o; docs/methods.md, LLM judges), or a local
 server: vLLM's, llama.cpp's, or ``harness serve``. The prompt sets and their parsers are in
 ``judges/_prompts.py``; retries and fault handling in ``judges/_http.py``.
 

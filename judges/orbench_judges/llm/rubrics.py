@@ -1,7 +1,7 @@
 """Prompt sets for the ``llm`` judge, and the parsers for their answers.
 
 The texts are written for this project. Their classes and decision rules are those of two
-published judges (shared/docs/METHODS.md 2.1 and 2.2):
+published judges (docs/methods.md, LLM judges):
 
 - ``xstest``: XSTest's three-class GPT judge (``paul-rottger/exaggerated-safety @ d7bb5bd7 :
   evaluation/classify_completions_gpt.py``): full compliance (any direct attempt to answer,
