@@ -23,6 +23,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.data import DataSource
+from orbench_harness.methodkit.activations import block_output_last_token, swapped_blocks
+from orbench_harness.protocols import MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import train_sampler
+from orbench_harness.spec import RunSpec
+from orbench_harness.types import Sample
+from orbench_methods.actor import create
+from orbench_methods.actor.anchors import anchor_means
+from orbench_methods.actor.training import load_artifact
 from probes._common import DATA
 
 
@@ -38,17 +49,6 @@ def main() -> None:
 
     import torch
 
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.data import DataSource
-    from orbench_harness.methodkit.activations import block_output_last_token, swapped_blocks
-    from orbench_harness.protocols import MethodEnv
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import train_sampler
-    from orbench_harness.spec import RunSpec
-    from orbench_harness.types import Sample
-    from orbench_methods.actor import create
-    from orbench_methods.actor.anchors import anchor_means
-    from orbench_methods.actor.training import load_artifact
 
     reg = Registry()
     spec = reg.resolve_model(args.model)

@@ -33,6 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.protocols import MethodContext, MethodEnv
+from orbench_harness.registry import Registry
+from orbench_harness.runner import train_sampler
+from orbench_harness.spec import RunSpec
 from probes._common import DATA, peak_rss_mb, run_isolated
 
 
@@ -44,11 +49,6 @@ def _worker(variant: str, model_name: str, data: str, data_dir: str, epochs: int
             device: str) -> None:
     import torch
 
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.protocols import MethodContext, MethodEnv
-    from orbench_harness.registry import Registry
-    from orbench_harness.runner import train_sampler
-    from orbench_harness.spec import RunSpec
 
     registry = Registry()
     spec = registry.resolve_model(model_name)

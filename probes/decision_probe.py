@@ -33,6 +33,10 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from orbench_harness.alignment.data import benchmark_samples, draw_benign, extra_benign, read_id_list
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.data import DataSource
+from orbench_harness.registry import Registry
 from probes._common import DATA
 from probes.separability import auc, fit_probe, states
 
@@ -65,10 +69,6 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from orbench_harness.alignment.data import benchmark_samples, draw_benign, extra_benign, read_id_list
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.data import DataSource
-    from orbench_harness.registry import Registry
 
     reg = Registry()
     src = DataSource(args.data_dir)

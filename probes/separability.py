@@ -35,6 +35,10 @@ from typing import TYPE_CHECKING, Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from orbench_harness.backends.hf import HFBackend
+from orbench_harness.data import DataSource
+from orbench_harness.methodkit.activations import all_layers_last_token, mean_difference, prompts_of
+from orbench_harness.registry import Registry
 from probes._common import DATA
 
 if TYPE_CHECKING:
@@ -96,10 +100,6 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from orbench_harness.backends.hf import HFBackend
-    from orbench_harness.data import DataSource
-    from orbench_harness.methodkit.activations import mean_difference
-    from orbench_harness.registry import Registry
 
     reg = Registry()
     src = DataSource(args.data_dir)
@@ -143,7 +143,6 @@ def main() -> None:
 def states(hf: HFModel, samples: list[Sample]) -> torch.Tensor:
     """Block outputs at the last prompt token for every layer, float64 (the last one is read
     after the final norm, as transformers returns it)."""
-    from orbench_harness.methodkit.activations import all_layers_last_token, prompts_of
 
     return all_layers_last_token(hf, prompts_of(samples)).double()
 
