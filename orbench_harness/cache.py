@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,31 @@ def is_disk_error(e: sqlite3.DatabaseError) -> bool:
     return "disk is full" in text or "disk I/O error" in text
 
 
+BUSY_TIMEOUT_ENV = "ORBENCH_CACHE_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 60.0
+
+
+def busy_timeout() -> float:
+    """Seconds to wait for another process's write lock: ``$ORBENCH_CACHE_BUSY_TIMEOUT`` or 60.
+    A cache on a slow network disk may need longer; a bad value is a one-line error."""
+    raw = os.environ.get(BUSY_TIMEOUT_ENV)
+    if raw is None:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise HarnessError(f"{BUSY_TIMEOUT_ENV} must be a number of seconds (got {raw!r})")
+    return value
+
+
+def is_locked(e: sqlite3.Error) -> bool:
+    """Whether ``e`` is SQLite giving up on another connection's lock (after the busy timeout)."""
+    text = str(e)
+    return "database is locked" in text or "database table is locked" in text
+
+
 def cache_key(kind: str, payload: Mapping[str, Any]) -> str:
     """sha256 of canonical JSON (sorted keys, no whitespace) of ``kind`` + payload."""
     blob = json.dumps({"kind": kind, "v": SCHEMA_VERSION, **payload}, sort_keys=True,
@@ -65,8 +92,26 @@ class Cache:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = busy_timeout()
         self._lock = threading.Lock()
-        self._conn = self._open()
+        with self._explain_locks():
+            self._conn = self._open()
+
+    @contextmanager
+    def _explain_locks(self) -> Iterator[None]:
+        """A lock held past the busy timeout as a one-line error naming the file and the way out,
+        rather than a traceback: another process (a stuck run, an open sqlite3 shell, a backup
+        tool) is writing, and nothing here can end that."""
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if not is_locked(e):
+                raise
+            raise HarnessError(
+                f"cache {self.path} stayed locked by another process for {self.timeout:g}s; let that process "
+                f"finish (or end it), or set ORBENCH_CACHE_DIR to another directory, or a longer "
+                f"{BUSY_TIMEOUT_ENV}, then re-run the same command"
+            ) from None
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -92,11 +137,11 @@ class Cache:
             return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None)
         try:
-            _wal(conn)
+            _wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
                 "value TEXT NOT NULL, created REAL NOT NULL)"
@@ -114,7 +159,7 @@ class Cache:
         """Values for the keys present; unreadable rows are deleted and left out."""
         keys = list(keys)
         found: dict[str, Any] = {}
-        with self._lock:
+        with self._lock, self._explain_locks():
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -139,7 +184,7 @@ class Cache:
         rows = [(k, kind, json.dumps(v, ensure_ascii=False), now) for k, v in items]
         if not rows:
             return
-        with self._lock:
+        with self._lock, self._explain_locks():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(
@@ -147,7 +192,11 @@ class Cache:
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors (a full disk): a second
+                # ROLLBACK would fail and its error would hide the one that matters
+                if self._conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
                 raise
 
     def count(self, kind: str | None = None) -> int:

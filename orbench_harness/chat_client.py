@@ -1,12 +1,16 @@
 """Calling an OpenAI-compatible chat endpoint without losing a run to a passing fault.
 
 The ``openai`` client does the HTTP; its own retries are switched off (``max_retries=0``) so
-that one policy, ours, decides: exponential backoff with jitter on 429, 408/409, 5xx,
-timeouts, dropped connections and malformed bodies; ``Retry-After`` (or OpenAI's
-``retry-after-ms``) is honoured as a minimum wait; after ``max_retries`` retries a
-:class:`JudgeUnavailable` says what kept failing. Client errors that a retry cannot fix (401,
-403, 404, 400, 422) fail at once. We read the raw body ourselves, so an endpoint that answers
-200 with broken JSON or no choices is a retryable fault rather than a crash deep in a parser.
+that one policy, ours, decides: exponential backoff with jitter on 429, 408/409, 5xx other
+than 501/505 (not implemented: no retry changes that), timeouts, dropped connections and
+malformed bodies; ``Retry-After`` (or OpenAI's ``retry-after-ms``) is honoured as a minimum
+wait. Every retry is announced on stderr with its reason, so a stuck endpoint is never silence.
+One request gives up after ``max_retries`` retries or ``max_wait`` seconds in all, whichever
+comes first (each attempt's timeout is cut to the time left), with a :class:`JudgeUnavailable`
+saying what kept failing. Client errors that a retry cannot fix (401, 403, 404, 400, 422, 501)
+and a refused connection (nothing listens on that port) fail at once. We read the raw body
+ourselves, so an endpoint that answers 200 with broken JSON or no choices is a retryable fault
+rather than a crash deep in a parser.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orbench_harness.console import warn
 from orbench_harness.errors import JudgeUnavailable
 
-RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+# 501 Not Implemented and 505 HTTP Version Not Supported say the server never will
+RETRYABLE_STATUS = frozenset({408, 409, 429}) | (frozenset(range(500, 600)) - {501, 505})
 
 
 class MalformedResponse(Exception):
@@ -36,6 +42,7 @@ class RetryPolicy:
     max_retries: int = 6
     base_delay: float = 1.0
     max_delay: float = 60.0
+    max_wait: float = 180.0  # seconds one request may take in all, attempts and waits together
 
     def delay(self, retry: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before retry number ``retry`` (0-based): half the exponential step plus a
@@ -91,6 +98,8 @@ def classify_failure(exc: BaseException) -> Failure:
         return Failure(True, "request timed out")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
+        if _refused(exc):  # nothing listens there: waiting does not start a server
+            return Failure(False, "connection refused (no server listens at that address; check base_url)")
         return Failure(True, f"connection error: {type(cause).__name__}: {cause}")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -102,6 +111,18 @@ def classify_failure(exc: BaseException) -> Failure:
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
         return Failure(True, f"malformed response: {exc}")
     return Failure(False, f"{type(exc).__name__}: {exc}")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a ``ConnectionRefusedError`` is in the exception's chain."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, ConnectionRefusedError):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 def _error_detail(exc: Any) -> str:
@@ -154,13 +175,16 @@ class ChatClient:
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        notify: Callable[[str], None] = warn,
     ) -> None:
         import openai
 
         self.model = model
         self.base_url = base_url
+        self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        self._notify = notify
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._client = openai.OpenAI(
@@ -173,27 +197,39 @@ class ChatClient:
         """The endpoint, for messages."""
         return str(self._client.base_url).rstrip("/")
 
-    def _with_retries(self, what: str, call: Callable[[], str]) -> str:
+    def _with_retries(self, what: str, call: Callable[[float], str]) -> str:
+        """``call(timeout)`` until it succeeds, a failure cannot be retried, or the policy's
+        retries or ``max_wait`` run out; each retry is announced with its reason."""
+        policy = self.policy
+        deadline = time.monotonic() + policy.max_wait
         last: Failure | None = None
-        for attempt in range(self.policy.max_retries + 1):
+        for attempt in range(policy.max_retries + 1):
             with self._lock:
                 self.attempts += 1
             try:
-                return call()
+                return call(max(0.1, min(self.timeout, deadline - time.monotonic())))
             except Exception as exc:  # classified below; non-retryable ones are re-raised
                 last = classify_failure(exc)
                 if not last.retryable:
                     raise JudgeUnavailable(
                         f"{what} at {self.where} failed: {last.reason}"
                     ) from exc
-            if attempt < self.policy.max_retries:
-                with self._lock:
-                    wait = self.policy.delay(attempt, last.retry_after, self._rng)
-                self._sleep(wait)
+            if attempt == policy.max_retries:
+                break
+            with self._lock:
+                wait = policy.delay(attempt, last.retry_after, self._rng)
+            if time.monotonic() + wait >= deadline:
+                raise JudgeUnavailable(
+                    f"{what} at {self.where} failed for {policy.max_wait:g}s ({attempt + 1} attempts; the "
+                    f"judge's max_wait); last error: {last.reason}"
+                )
+            self._notify(f"{what} at {self.where}: {last.reason}; retrying in {wait:.1f}s "
+                         f"(retry {attempt + 1} of {policy.max_retries}, {policy.max_wait:g}s at most in all)")
+            self._sleep(wait)
         assert last is not None
         raise JudgeUnavailable(
-            f"{what} at {self.where} failed after {self.policy.max_retries + 1} attempts "
-            f"({self.policy.max_retries} retries); last error: {last.reason}"
+            f"{what} at {self.where} failed after {policy.max_retries + 1} attempts "
+            f"({policy.max_retries} retries); last error: {last.reason}"
         )
 
     def complete(
@@ -201,13 +237,14 @@ class ChatClient:
     ) -> str:
         """The assistant's text for one chat request (temperature 0, top_p 1 by default)."""
 
-        def call() -> str:
+        def call(timeout: float) -> str:
             raw = self._client.chat.completions.with_raw_response.create(
                 model=self.model,
                 messages=[dict(m) for m in messages],  # type: ignore[misc]
                 max_tokens=max_tokens,
                 temperature=temperature,
                 top_p=1.0,
+                timeout=timeout,
             )
             return parse_chat_body(raw.text)
 
@@ -216,8 +253,8 @@ class ChatClient:
     def list_models(self) -> list[str]:
         """Model ids the endpoint serves (GET /models), with the same retry policy."""
 
-        def call() -> str:
-            raw = self._client.models.with_raw_response.list()
+        def call(timeout: float) -> str:
+            raw = self._client.models.with_raw_response.list(timeout=timeout)
             try:
                 obj = json.loads(raw.text)
                 ids = [str(m["id"]) for m in obj["data"]]

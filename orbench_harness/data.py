@@ -64,6 +64,10 @@ def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     would quietly fold the rest of the file into one field or fill the gap with None.
     """
     text = read_text(path)
+    # the csv module's default field limit (128 KiB) is a guard for untrusted input, not a limit
+    # of the format: a benchmark may hold a long document as one prompt (those get truncated to
+    # the model's context and flagged), so the whole file is the only bound
+    csv.field_size_limit(max(csv.field_size_limit(), min(len(text) + 1, 2**31 - 1)))
     reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
         header = reader.fieldnames or []

@@ -7,12 +7,20 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from orbench_harness.errors import HarnessError
+
 
 def cache_dir() -> Path:
     """``$ORBENCH_CACHE_DIR`` or the platform's user cache directory."""
     env = os.environ.get("ORBENCH_CACHE_DIR")
     path = Path(env).expanduser() if env else Path(user_cache_dir("orbench-harness"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a regular file there, or no permission: say which setting to change
+        where = "ORBENCH_CACHE_DIR" if env else "the user cache directory"
+        why = "it is not a directory" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+        raise HarnessError(f"cannot use {path} as the cache directory ({why}); point {where} at a "
+                           "directory you can write to (ORBENCH_CACHE_DIR=DIR)") from None
     return path
 
 

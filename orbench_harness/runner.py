@@ -171,6 +171,7 @@ def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[s
     t_start = time.perf_counter()
     registry = registry or Registry()
     r = resolve(spec, registry)
+    cache_path = cache_dir() / "cache.sqlite"  # a bad ORBENCH_CACHE_DIR stops here, before --out is written
     store = RunStore(out)
     judge_id = f"{r.judge.name}@{r.judge.version}"
     fp = r.method.fingerprint()
@@ -200,7 +201,7 @@ def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[s
         registry.pm.hook.orbench_on_run_start(
             event=RunStart(out, r.model.name, r.method.name, tuple(r.benchmarks), r.judge.name)
         )
-        cache = Cache(cache_dir() / "cache.sqlite")
+        cache = Cache(cache_path)
         try:
             with ExitStack() as stack:
                 lazy = LazyPolicy(r, stack, console.info)
@@ -210,6 +211,7 @@ def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[s
         finally:
             cache.close()
         results = _results(r, records, verdicts, capability)
+        _check_unparsed(r, results)
         results["timing"] = {"seconds": round(time.perf_counter() - t_start, 3),
                              "method_prepare_seconds": round(lazy.prepare_seconds, 3),
                              "model_loaded": lazy.handle is not None}
@@ -252,8 +254,9 @@ def _generate(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) -> d
             for params, group in by_params.items():
                 def on_batch(idx: list[int], comps: list[Any], group: list[Any] = group) -> None:
                     items = [(group[i], c) for i, c in zip(idx, comps, strict=True)]
-                    cache.put_many([(t[4], _comp_json(c)) for t, c in items], kind="gen")
+                    # the run's own record first: a cache write that fails (a full disk) loses nothing
                     store.samples.append([_record(t[0], t[1], _comp_json(c)) for t, c in items])
+                    cache.put_many([(t[4], _comp_json(c)) for t, c in items], kind="gen")
                     prog.advance(task, len(items))
 
                 policy.generate([t[2] for t in group], params, batch_size=r.spec.batch_size, on_batch=on_batch)
@@ -316,8 +319,13 @@ def _cap_limit(r: Resolved, name: str) -> int | None:
 
 def _judge(r: Resolved, store: RunStore, cache: Cache, records: dict[str, dict[str, Any]],
            registry: Registry, out: Path) -> dict[str, dict[str, Any]]:
-    """Ensure one verdicts.jsonl record per sample for this judge."""
-    done = {f"{b}/{i}": v for (b, i, j), v in store.verdicts.read().items() if j == r.judge.name}
+    """Ensure one verdicts.jsonl record per sample for this judge. An unparsed verdict is a failed
+    call, not an answer: it is recorded (and counted) but never cached, and asked again on resume."""
+    stored = store.verdicts.read()
+    unparsed = {k for k, v in stored.items() if k[2] == r.judge.name and v["label"] is None}
+    if unparsed:  # asked again below; dropped first, so the file never holds both answers
+        store.verdicts.rewrite(v for k, v in stored.items() if k not in unparsed)
+    done = {f"{b}/{i}": v for (b, i, j), v in stored.items() if j == r.judge.name and (b, i, j) not in unparsed}
     todo = [(k, rec) for k, rec in records.items() if k not in done]
     keys = {k: cache_key("verdict", {"judge": r.judge.name, "version": r.judge.version,
                                       "prompt": rec["prompt"], "response": rec["completion"]})
@@ -346,10 +354,31 @@ def _judge(r: Resolved, store: RunStore, cache: Cache, records: dict[str, dict[s
                         f"judge {r.judge.name!r} returned {len(verdicts)} verdicts for {len(chunk)} items"
                     )
                 vals = [{"label": v.label.value if v.label else None, "raw": v.raw} for v in verdicts]
-                cache.put_many([(keys[k], v) for (k, _), v in zip(chunk, vals, strict=True)], kind="verdict")
+                cache.put_many([(keys[k], v) for (k, _), v in zip(chunk, vals, strict=True) if v["label"]],
+                               kind="verdict")
                 emit([(k, rec, v) for (k, rec), v in zip(chunk, vals, strict=True)], cached=False)
                 prog.advance(task, len(chunk))
     return {k: done[k] for k in records}
+
+
+def _check_unparsed(r: Resolved, results: Mapping[str, Any]) -> None:
+    """Warn when the judge left verdicts unparsed; stop past ``--max-unparsed``.
+
+    An endpoint that answers prose instead of a label gives nothing but unparsed verdicts, and
+    rates over the few parsed ones (or none) look like results unless someone says otherwise.
+    """
+    counts = {n: int(b.get("unparsed", 0)) for n, b in results["benchmarks"].items() if b["kind"] != "capability"}
+    total, judged = sum(counts.values()), sum(len(r.samples[n]) for n in counts)
+    if not total:
+        return
+    where = ", ".join(f"{n}: {c}" for n, c in counts.items() if c)
+    what = (f"{total} of {judged} verdicts of judge {r.judge.name!r} are unparsed ({where}): the judge's answer "
+            "held no label")
+    limit = r.spec.max_unparsed
+    if limit is not None and total > limit:
+        raise HarnessError(f"{what}, more than --max-unparsed {limit}; check the judge (its raw answers are in "
+                           "verdicts.jsonl), then re-run the same command: unparsed verdicts are asked again")
+    console.warn(f"{what}; they are counted as unparsed, not cached, and asked again on a re-run")
 
 
 def _results(r: Resolved, records: dict[str, dict[str, Any]], verdicts: dict[str, dict[str, Any]],

@@ -47,6 +47,7 @@ class RunSpec:
     data_dir: Path | None = None
     chat_template: str | None = None
     dtype: Dtype | None = None
+    max_unparsed: int | None = None  # fail the run when more verdicts than this are unparsed
 
     def __post_init__(self) -> None:
         if self.dtype is not None and self.dtype not in DTYPES:
@@ -59,6 +60,8 @@ class RunSpec:
             raise HarnessError(f"--judge-batch-size must be a positive integer (got {self.judge_batch_size})")
         if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 32768:
             raise HarnessError(f"--max-new-tokens must be in 1..32768 (got {self.max_new_tokens})")
+        if self.max_unparsed is not None and self.max_unparsed < 0:
+            raise HarnessError(f"--max-unparsed must be 0 or more (got {self.max_unparsed})")
         if self.split not in ("train", "test", "all"):
             raise HarnessError(f"--split must be train, test or all (got {self.split!r})")
 
@@ -118,7 +121,7 @@ def git_sha() -> str | None:
 def identity(spec: RunSpec, model_key: Mapping[str, Any], method_fp: str, judge_id: str) -> str:
     """What makes two runs the same run (batch size and output dir excluded)."""
     d = spec.to_json()
-    for k in ("batch_size", "judge_batch_size", "data_dir", "backend_args"):
+    for k in ("batch_size", "judge_batch_size", "data_dir", "backend_args", "max_unparsed"):
         d.pop(k, None)
     if d.get("dtype") is None:  # not given: runs from before --dtype keep their identity
         d.pop("dtype", None)

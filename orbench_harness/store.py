@@ -11,13 +11,29 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from orbench_harness.console import warn
 from orbench_harness.errors import HarnessError
+from orbench_harness.types import Label
+
+Check = Callable[[Any], bool]
+_LABELS = frozenset(lab.value for lab in Label)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+# the fields the runner reads back from each file, with what their values must be
+SAMPLE_FIELDS: dict[str, Check] = {"benchmark": _is_str, "id": _is_str, "prompt": _is_str, "completion": _is_str}
+VERDICT_FIELDS: dict[str, Check] = {"benchmark": _is_str, "id": _is_str, "judge": _is_str,
+                                    "label": lambda v: v is None or (isinstance(v, str) and v in _LABELS)}
+# what a run directory holds besides run.json: records made under the spec that run.json records
+RECORD_FILES = ("samples.jsonl", "verdicts.jsonl", "capability.jsonl", "results.json")
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -48,9 +64,20 @@ def read_json(path: Path) -> Any:
 class JsonlLog:
     """An append-only JSON-lines file of records keyed by ``key_fields``."""
 
-    def __init__(self, path: Path, key_fields: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, key_fields: tuple[str, ...],
+                 required: Mapping[str, Check] | None = None) -> None:
         self.path = path
         self.key_fields = key_fields
+        # fields a record must hold, with their JSON types: a line that parses but lacks one
+        # (hand-edited, or written by a buggy plugin) would otherwise fail later with a KeyError
+        # on every re-run, while its key kept it from being recomputed
+        self.required = dict(required or {})
+
+    def valid(self, rec: Any) -> bool:
+        """Whether a parsed line is a usable record: an object with the key fields and every
+        required field of its type."""
+        return (isinstance(rec, dict) and all(f in rec for f in self.key_fields)
+                and all(f in rec and ok(rec[f]) for f, ok in self.required.items()))
 
     def key(self, record: Mapping[str, Any]) -> tuple[str, ...]:
         """The record's identity (e.g. benchmark + sample id)."""
@@ -73,10 +100,13 @@ class JsonlLog:
                 continue
             try:
                 rec = json.loads(line.decode("utf-8"))
-                if not isinstance(rec, dict) or any(f not in rec for f in self.key_fields):
-                    raise ValueError("not a record")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 warn(f"{self.path}: line {n} is corrupted; dropping it and recomputing")
+                dropped += 1
+                continue
+            if not self.valid(rec):
+                warn(f"{self.path}: line {n} is not a complete record (a field is missing or of the wrong "
+                     "type); dropping it and recomputing")
                 dropped += 1
                 continue
             k = self.key(rec)
@@ -153,8 +183,8 @@ class RunStore:
             probe.unlink()
         except OSError as e:
             raise HarnessError(f"cannot write to output directory {run_dir}: {e.strerror}") from None
-        self.samples = JsonlLog(run_dir / "samples.jsonl", ("benchmark", "id"))
-        self.verdicts = JsonlLog(run_dir / "verdicts.jsonl", ("benchmark", "id", "judge"))
+        self.samples = JsonlLog(run_dir / "samples.jsonl", ("benchmark", "id"), SAMPLE_FIELDS)
+        self.verdicts = JsonlLog(run_dir / "verdicts.jsonl", ("benchmark", "id", "judge"), VERDICT_FIELDS)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -215,9 +245,26 @@ class RunStore:
                     f"{_differences(old, meta)}. Use another --out: generations come from the cache, "
                     "so a new judge or judge version only re-judges"
                 )
-            warn(f"{self.run_json} was unreadable; rewriting it")
+        self._refuse_unattributed_records()
+        if self.run_json.exists():
+            warn(f"{self.run_json} was unreadable; rewriting it (the directory holds no records)")
         write_json_atomic(self.run_json, meta)
         return False
+
+    def _refuse_unattributed_records(self) -> None:
+        """Stop when records are present but run.json cannot say which spec made them.
+
+        Resuming would keep completions made under another command (8 new tokens reused for a
+        16-token run, say) beside new ones, and nothing in results.json would show the mix.
+        """
+        present = [name for name in RECORD_FILES if (self.dir / name).is_file() and (self.dir / name).stat().st_size]
+        if present:
+            state = "unreadable" if self.run_json.exists() else "missing"
+            raise HarnessError(
+                f"{self.run_json} is {state}, so the records in {self.dir} ({', '.join(present)}) cannot be "
+                "matched to this command; move the directory aside or pass another --out "
+                "(finished generations come from the cache)"
+            )
 
     def write_results(self, results: dict[str, Any]) -> None:
         """results.json, atomically."""

@@ -259,13 +259,16 @@ def test_preflight_falls_back_to_a_chat_call_without_models_route(server):
     assert len(script.requests) == 1 and script.requests[0]["max_tokens"] == 1
 
 
-def test_unreachable_endpoint_fails_after_retries():
+def test_a_closed_port_fails_at_once_without_retries():
+    """Nothing listens there: retrying cannot start a server (it used to retry for 53 s)."""
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    judge = make_judge(f"http://127.0.0.1:{port}/v1", max_retries="1")
-    with pytest.raises(JudgeUnavailable, match="connection error"):
+    judge = make_judge(f"http://127.0.0.1:{port}/v1", backoff="1")
+    t0 = time.monotonic()
+    with pytest.raises(JudgeUnavailable, match="connection refused"):
         judge.judge([ITEM])
+    assert judge.client.attempts == 1 and time.monotonic() - t0 < 5
 
 
 def test_version_follows_prompt_and_model():

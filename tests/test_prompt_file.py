@@ -96,3 +96,13 @@ def test_a_bad_file_is_a_one_line_error_before_any_work(tmp_path: Path, name: st
 def test_other_unknown_names_are_still_unknown_benchmarks() -> None:
     with pytest.raises(UnknownNameError, match="did you mean xstest"):
         Registry().expand_benchmarks(["xstset"])
+
+
+def test_a_csv_with_a_one_megabyte_prompt_is_read(tmp_path: Path) -> None:
+    """The csv module's default field limit (128 KiB) used to reject a valid file holding a long
+    document as one prompt ("field larger than field limit")."""
+    long_prompt = "Summarise this report, please. " + "word " * 200_000
+    path = tmp_path / "long.csv"
+    path.write_text(f'id,prompt\nshort,Hello there\nlong,"{long_prompt}"\n')
+    bench = Registry().create("benchmarks", str(path), None)
+    assert [s.prompt for s in bench.samples("test")] == ["Hello there", long_prompt]

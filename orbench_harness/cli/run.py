@@ -51,6 +51,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, help="override the per-kind default")
     p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
     p.add_argument("--chat-template", type=Path, help="Jinja chat template file for models without one")
+    p.add_argument("--max-unparsed", type=int, metavar="N", help="fail when more than N verdicts are unparsed")
     p.add_argument("--dtype", choices=DTYPES,
                    help="weights' precision (default: the model's; auto = bfloat16 on CUDA, float32 on CPU)")
 
@@ -90,6 +91,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         data_dir=data_dir.resolve() if data_dir else None,
         chat_template=template,
         dtype=args.dtype,
+        max_unparsed=args.max_unparsed,
     )
 
 

@@ -9,6 +9,9 @@ client's, i.e. ``$OPENAI_BASE_URL`` or OpenAI), ``api_key_env`` (default OPENAI_
 local server set it to any value), ``prompt_set`` (``xstest`` default, or ``orbench``),
 ``concurrency`` (parallel requests, default 8), ``max_retries`` (default 6), ``timeout``
 (seconds per request, default 60), ``backoff`` (first retry delay in seconds, default 1),
+``max_wait`` (seconds one request may take in all, retries and waits included, default 180:
+an endpoint that accepts connections and never answers fails the run after that long, and
+every retry is announced on stderr with its reason),
 ``max_tokens`` (default: the prompt set's), ``max_response_chars`` (responses are cut to this
 many characters before judging, default 16000, so one runaway generation cannot fail a batch
 on the judge's context limit).
@@ -54,6 +57,7 @@ class LLMJudgeConfig:
     max_retries: int = 6
     timeout: float = 60.0
     backoff: float = 1.0
+    max_wait: float = 180.0
     max_tokens: int | None = None
     max_response_chars: int = 16000
 
@@ -70,7 +74,7 @@ class LLMJudgeConfig:
         for key, value in args.items():
             if key in ("concurrency", "max_retries", "max_tokens", "max_response_chars"):
                 kw[key] = _number(key, value, int, minimum=0 if key == "max_retries" else 1)
-            elif key in ("timeout", "backoff"):
+            elif key in ("timeout", "backoff", "max_wait"):
                 kw[key] = _number(key, value, float, minimum=0.0)
             else:
                 kw[key] = value
@@ -128,7 +132,8 @@ class LLMJudge:
                 base_url=self.config.base_url,
                 timeout=self.config.timeout,
                 policy=RetryPolicy(
-                    max_retries=self.config.max_retries, base_delay=self.config.backoff
+                    max_retries=self.config.max_retries, base_delay=self.config.backoff,
+                    max_wait=self.config.max_wait,
                 ),
             )
         return self._client
