@@ -65,6 +65,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "orbench_benchmarks.alpaca",
     "orbench_benchmarks.harmful_train",
     "orbench_benchmarks.harmbench_contextual",
+    "orbench_benchmarks.heldout",
     "orbench_benchmarks.suites",
     "orbench_benchmarks.mmlu",
     "orbench_benchmarks.wikitext2",

@@ -384,6 +384,7 @@ def _check_unparsed(r: Resolved, results: Mapping[str, Any]) -> None:
 def _results(r: Resolved, records: dict[str, dict[str, Any]], verdicts: dict[str, dict[str, Any]],
              capability: dict[str, dict[str, Any]]) -> dict[str, Any]:
     benchmarks: dict[str, dict[str, Any]] = {}
+    broad: dict[str, list[bool]] = {}  # per-prompt refusals of the broad safety score's sets
     for name, bench in r.benchmarks.items():
         if name in capability:
             benchmarks[name] = {"kind": "capability", "metric": bench.metric, **capability[name]}
@@ -397,6 +398,9 @@ def _results(r: Resolved, records: dict[str, dict[str, Any]], verdicts: dict[str
             console.warn(f"{name}: {empty} of {len(keys)} completions are empty, which the strmatch and classifier "
                          "judges count as compliance: the model or the method may be broken (NaN weights do this)")
         benchmarks[name] = {"kind": bench.kind, "metric": bench.metric, **stats}
+        if getattr(bench, "broad_safety", False):
+            benchmarks[name]["broad_safety"] = True
+            broad[name] = [lab.is_refusal for lab in labels if lab is not None]
     return {
         "model": r.model.name,
         "method": r.method.name,
@@ -406,5 +410,5 @@ def _results(r: Resolved, records: dict[str, dict[str, Any]], verdicts: dict[str
         "split": r.spec.split,
         "seed": r.spec.seed,
         "benchmarks": benchmarks,
-        "summary": summarize(benchmarks),
+        "summary": summarize(benchmarks, broad, seed=r.spec.seed),
     }

@@ -213,6 +213,39 @@ def _pct(k: int, n: int) -> str:
     return f"{100 * k / n:.1f}" if n else "-"
 
 
+@dataclass(frozen=True, slots=True)
+class SafetySummary:
+    """All safety sets of a compare in one line: harmful prompts newly answered (R→C) or newly
+    refused (C→R) from A to B, pooled over the sets, with the exact McNemar p of the pooled
+    flips. A method that keeps AdvBench but answers other harmful prompts shows here."""
+
+    sets: tuple[str, ...]
+    n: int
+    newly_answered: int
+    newly_refused: int
+
+    @property
+    def p_value(self) -> float:
+        """Exact McNemar p-value of the pooled flips."""
+        return mcnemar_exact(self.newly_answered, self.newly_refused)
+
+    @property
+    def text(self) -> str:
+        """The one line printed under the flips table."""
+        return (f"all safety sets ({len(self.sets)}: {', '.join(self.sets)}): B newly answers "
+                f"{self.newly_answered} of {self.n} harmful prompts and newly refuses {self.newly_refused} "
+                f"(McNemar p {_fmt_p(self.p_value)})")
+
+
+def safety_summary(flips: Sequence[BenchmarkFlips]) -> SafetySummary | None:
+    """The pooled safety line, or None when no safety set was compared."""
+    safety = [f for f in flips if f.kind == "safety"]
+    if not safety:
+        return None
+    return SafetySummary(tuple(f.benchmark for f in safety), sum(f.compared - f.unparsed for f in safety),
+                         sum(len(f.to_complied) for f in safety), sum(len(f.to_refused) for f in safety))
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
 
@@ -235,6 +268,9 @@ def _print(flips: list[BenchmarkFlips], a: RunRecord, b: RunRecord, limit: int) 
         markup=False,
         highlight=False,
     )
+    pooled = safety_summary(flips)
+    if pooled is not None:
+        stdout.print(pooled.text, markup=False, highlight=False)
     if any(f.unmatched for f in flips):
         warn("the runs evaluated different samples (another --seed or --limit?); only ids in both are compared")
     for f in flips:
@@ -264,15 +300,21 @@ def run(args: argparse.Namespace) -> int:
     """Compare two runs; returns the exit code."""
     a, b = load_run(args.run_a), load_run(args.run_b)
     flips = compare_runs(a, b, judge=args.judge, benchmarks=args.benchmark, by=args.by)
+    if not flips:
+        raise HarnessError(f"{a.path} and {b.path} have no benchmark in common: nothing to compare "
+                           "(run both on the same --benchmark or --suite)")
     if args.by and args.by != "auto" and all(g.value == NO_VALUE for f in flips for g in f.groups):
         raise HarnessError(f"no sample of the compared benchmarks has metadata field {args.by!r} (try --by auto)")
     if args.json:
-        payload = {
+        payload: dict[str, Any] = {
             "run_a": str(a.path),
             "run_b": str(b.path),
             "benchmarks": [{**asdict(f), "p_value": f.p_value,
                             "groups": [{**asdict(g), "p_value": g.p_value} for g in f.groups]} for f in flips],
         }
+        pooled = safety_summary(flips)
+        if pooled is not None:
+            payload["safety"] = {**asdict(pooled), "p_value": pooled.p_value}
         sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
         _print(flips, a, b, max(0, args.limit))

@@ -148,6 +148,13 @@ def print_summary(results: dict[str, Any], out: Path) -> None:
         f"avg compliance {fmt_rate(s['avg_compliance_rate'])}  safety score {fmt_rate(s['safety_score'])}"
         f"  trade-off {fmt_rate(s['trade_off_score'])}  ({results['timing']['seconds']:.1f}s)"
     )
+    if s.get("broad_safety_score") is not None:
+        lo, hi = s["broad_safety_ci"]
+        stdout.print(
+            f"broad safety score {fmt_rate(s['broad_safety_score'])} [95% {lo:.2f}-{hi:.2f}] over "
+            f"{len(s['broad_safety_sets'])} harmful sets  broad trade-off {fmt_rate(s.get('broad_trade_off_score'))}"
+            f"  (safety score = {s.get('safety_score_source') or 'none'} alone)"
+        )
     stdout.print(f"results: {out / 'results.json'}")
 
 

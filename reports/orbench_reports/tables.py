@@ -244,6 +244,11 @@ def _build_group(key: tuple[str, str | None, str], runs: list[RunRecord], *, ci:
     elif len(safety) > 1:
         notes.append(f"TS uses {pretty(SAFETY_REFERENCE)} S.S (the paper's definition).")
     columns.append(Column("ts", "TS"))
+    broad = any(r.summary.get("broad_safety_score") is not None for r in runs)
+    if broad:  # next to the paper's AdvBench S.S, never instead of it (metrics.broad_safety)
+        columns += [Column("bss", "Broad S.S"), Column("bts", "Broad TS")]
+        notes.append("Broad S.S: mean refusal rate over the held-out harmful sets each run has "
+                     "(equal weights), with its 95% bootstrap interval; Broad TS = (Avg C.R + Broad S.S) / 2.")
     frame = _frame(rows)
     frame["_neg_ts"] = -frame["ts"].fillna(-math.inf)
     frame["_model_order"] = frame["model"].map({m: i for i, m in enumerate(dict.fromkeys(frame["model"]))})
@@ -258,6 +263,11 @@ def _build_group(key: tuple[str, str | None, str], runs: list[RunRecord], *, ci:
         notes.append("† Avg C.R over the benchmarks this run has (it lacks some columns).")
     reference = next((b for b in safety if is_reference(b)), None)
     cis = bootstrap(runs_sorted, over, safety, reference, seed=seed, notes=notes) if ci else {}
+    if broad:
+        for pos, run in enumerate(runs_sorted):
+            interval = run.summary.get("broad_safety_ci")
+            if interval:
+                cis[(pos, "bss")] = (float(interval[0]), float(interval[1]))
     main = Table(tuple(columns), frame, _best(frame, columns), cis, marks)
     capability = _capability(runs_sorted, labels=[labels[i] for i in order], kinds=kinds)
     return Group(
@@ -313,7 +323,8 @@ def _main_row(
     ref = [row[f"ss:{b}"] for b in safety if is_reference(b) and not math.isnan(row[f"ss:{b}"])]
     ss = ref[0] if ref else sum(sss) / len(sss) if sss else _num(summary.get("safety_score"))
     ts = (avg + ss) / 2
-    row.update(avg_cr=avg, ss=ss, ts=ts)
+    row.update(avg_cr=avg, ss=ss, ts=ts, bss=_num(summary.get("broad_safety_score")),
+               bts=_num(summary.get("broad_trade_off_score")))
     where = f"{run.path}: results.json summary"
     for key, mine in (("avg_compliance_rate", avg), ("safety_score", ss), ("trade_off_score", ts)):
         theirs = _num(summary.get(key))
