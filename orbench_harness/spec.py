@@ -118,11 +118,19 @@ def git_sha() -> str | None:
     return res.stdout.strip() or None
 
 
+# RunSpec fields that change how a run is computed but not what it produces
+NOT_IN_IDENTITY = ("batch_size", "judge_batch_size", "data_dir", "backend_args", "max_unparsed")
+
+
 def identity(spec: RunSpec, model_key: Mapping[str, Any], method_fp: str, judge_id: str) -> str:
     """What makes two runs the same run (batch size and output dir excluded)."""
-    d = spec.to_json()
-    for k in ("batch_size", "judge_batch_size", "data_dir", "backend_args", "max_unparsed"):
-        d.pop(k, None)
+    return identity_of(spec.to_json(), model_key, method_fp, judge_id)
+
+
+def identity_of(spec_json: Mapping[str, Any], model_key: Mapping[str, Any], method_fp: str, judge_id: str) -> str:
+    """``identity`` from a spec as run.json records it (``RunSpec.to_json``), so a run directory's
+    recorded identity can be checked against its recorded spec (``harness doctor``)."""
+    d = {k: v for k, v in spec_json.items() if k not in NOT_IN_IDENTITY}
     if d.get("dtype") is None:  # not given: runs from before --dtype keep their identity
         d.pop("dtype", None)
     return cache_key("run", {"spec": d, "model": dict(model_key), "method": method_fp, "judge": judge_id})

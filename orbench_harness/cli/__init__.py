@@ -39,6 +39,7 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.serve",
     "orbench_harness.cli.new",
     "orbench_harness.cli.status",
+    "orbench_harness.cli.doctor",
 )
 
 
