@@ -95,6 +95,13 @@ class Registry:
             self._suites = suites
         return self._suites
 
+    def suite_cap(self, names: Sequence[str], benchmark: str) -> int | None:
+        """The smallest item cap the suites among ``names`` (as given to ``--benchmark`` or
+        ``--suite``, comma lists included: ``quick,safety``) put on ``benchmark``."""
+        suites = self.suites()
+        caps = [s.limit_for(benchmark) for raw in names for n in raw.split(",") if (s := suites.get(n.strip()))]
+        return min((c for c in caps if c is not None), default=None)
+
     def expand_benchmarks(self, names: Sequence[str]) -> list[str]:
         """Benchmark names with suite names expanded, order kept, duplicates dropped."""
         out: list[str] = []

@@ -78,15 +78,14 @@ def resolve(spec: RunSpec, registry: Registry) -> Resolved:
             f"use --backend {' or '.join(able) if able else '(none installed has it)'}{export}"
         )
     names = registry.expand_benchmarks(spec.benchmarks)
-    suites = registry.suites()
     source = DataSource(spec.data_dir)
     benches: dict[str, Benchmark] = {}
     samples: dict[str, list[Sample]] = {}
     for name in names:
         bench: Benchmark = registry.create("benchmarks", name, source)
         benches[name] = bench
-        caps = [s.limit_for(name) for raw in spec.benchmarks if (s := suites.get(raw))]
-        limit = min([c for c in (spec.limit, *caps) if c is not None], default=None)
+        limit = min([c for c in (spec.limit, registry.suite_cap(spec.benchmarks, name)) if c is not None],
+                    default=None)
         if isinstance(bench, CapabilityBenchmark) and bench.kind == "capability":
             samples[name] = []
             continue
@@ -312,9 +311,8 @@ def _progress_cb(prog: Any, task: Any) -> Callable[[int, int], None]:
 
 
 def _cap_limit(r: Resolved, name: str) -> int | None:
-    suites = Registry().suites()
-    caps = [s.limit_for(name) for raw in r.spec.benchmarks if (s := suites.get(raw))]
-    return min([c for c in (r.spec.limit, *caps) if c is not None], default=None)
+    cap = Registry().suite_cap(r.spec.benchmarks, name)
+    return min([c for c in (r.spec.limit, cap) if c is not None], default=None)
 
 
 def _judge(r: Resolved, store: RunStore, cache: Cache, records: dict[str, dict[str, Any]],

@@ -133,3 +133,13 @@ def test_third_party_plugin_installed_through_entry_point(tmp_path: Path) -> Non
     out = subprocess.run([*harness, "list", "methods", "--json"], env=env, check=True,
                          capture_output=True, text=True).stdout
     assert "hello" not in {r["name"] for r in json.loads(out)}
+
+
+def test_suite_limits_hold_when_suites_are_combined_with_a_comma() -> None:
+    """``--suite quick,safety`` reached the run as one raw name; its limits used to be dropped,
+    so the quick suite's 20-prompt samples became whole benchmarks (745 SCOPE prompts)."""
+    reg = Registry(get_plugin_manager(load_entrypoints=False))
+    assert reg.suite_cap(["quick,safety"], "scope") == 20
+    assert reg.suite_cap(["quick", "safety"], "advbench-heldout") == 20
+    assert reg.suite_cap(["quick, safety"], "mmlu") == 60
+    assert reg.suite_cap(["demo"], "scope") is None
