@@ -34,6 +34,11 @@ time.sleep(600)
 """
 
 
+# Not the autouse fixture's ``tmp_path / "cache"``: its ``models`` is a link to the session's
+# converted models, where an earlier test's conversion would leave nothing to convert here.
+CACHE = "conversion-cache"
+
+
 def _run(cache: Path, out: Path) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "orbench_harness.cli", "run", "--model", "smollm2-135m", "--benchmark", "demo",
             "--limit", "1", "--judge", "strmatch", "--max-new-tokens", "2", "--out", str(out)]
@@ -70,7 +75,7 @@ def _age(path: Path, seconds: float) -> None:
 @pytest.fixture
 def live_temporary(tmp_path: Path) -> Iterator[Path]:
     """An old-looking temporary that a live process still holds (a writer on a slow disk)."""
-    tmp = tmp_path / "cache" / "models" / ".tmp-live"
+    tmp = tmp_path / CACHE / "models" / ".tmp-live"
     tmp.mkdir(parents=True)
     (tmp / "part").write_bytes(b"x" * 100)
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp)], stdout=subprocess.PIPE)
@@ -84,7 +89,7 @@ def live_temporary(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_killed_and_terminated_conversions_leave_no_temporary_for_good(tmp_path: Path, live_temporary: Path) -> None:
-    cache = tmp_path / "cache"
+    cache = tmp_path / CACHE
     models = cache / "models"
     killed = _stop_mid_write(_run(cache, tmp_path / "a"), models, signal.SIGKILL, {live_temporary})
     assert killed.is_dir()  # a SIGKILL runs no cleanup; the next conversion's will
