@@ -164,3 +164,24 @@ def test_compare_of_runs_without_a_common_benchmark_is_an_error(tmp_path: Path,
                   verdicts=verdict_rows("oktest", ["full_refusal", "full_compliance"]))
     assert main(["compare", str(a), str(b)]) == 2
     assert "no benchmark in common" in capsys.readouterr().err
+
+
+def _two_file_run(root: Path, name: str, second: str) -> Path:
+    """A run whose held-out set read two files (its base set and a training source)."""
+    d = _broad_run(root, name, [True] * 4)
+    run_json = json.loads((d / "run.json").read_text())
+    run_json["spec"]["benchmarks"]["hexphi-heldout"]["data_files"] = [
+        {"path": "/data/hexphi.jsonl", "sha256": "a" * 64}, {"path": "/data/pool.json", "sha256": second * 64}]
+    (d / "run.json").write_text(json.dumps(run_json))
+    return d
+
+
+def test_a_benchmark_reading_several_files_warns_only_when_runs_read_different_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    same, other = tmp_path / "same", tmp_path / "other"
+    _two_file_run(same, "none", "b"), _two_file_run(same, "actor", "b")
+    assert main(["report", str(same), "--format", "md"]) == 0
+    assert "different data files" not in capsys.readouterr().out
+    _two_file_run(other, "none", "b"), _two_file_run(other, "actor", "c")
+    assert main(["report", str(other), "--format", "md"]) == 0
+    assert "different data files" in capsys.readouterr().out

@@ -60,7 +60,7 @@ def _footer(group: Group) -> list[str]:
         label = name if name == b.name else f"{name} (`{b.name}`)"
         partial = "—" if b.kind == "capability" else str(b.partial)
         lines.append(f"| {_esc(label)} | {kind_text(b.kind)} | {b.n} | {hashes} | {partial} | {b.unparsed} |")
-    if any(len(b.hashes) > 1 for b in group.benchmarks):
+    if not all(b.same_data for b in group.benchmarks):
         lines += [
             "",
             "**Warning:** some benchmarks were read from different data files across runs.",

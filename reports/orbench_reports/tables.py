@@ -161,6 +161,7 @@ class BenchInfo:
     hashes: tuple[str, ...]
     partial: int
     unparsed: int
+    same_data: bool = True  # every run read the same files (a benchmark may read several)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +386,7 @@ def _bench_info(runs: Sequence[RunRecord], kinds: Mapping[str, str]) -> tuple[Be
     out = []
     for name in _bench_order(set(kinds)):
         ns, hashes, partial, unparsed = set(), [], 0, 0
+        per_run: set[tuple[str, ...]] = set()
         for run in runs:
             m = run.benchmarks.get(name)
             if m is None:
@@ -395,11 +397,13 @@ def _bench_info(runs: Sequence[RunRecord], kinds: Mapping[str, str]) -> tuple[Be
             partial += _partial_count(m)
             u = _num(m.get("unparsed", 0))
             unparsed += 0 if math.isnan(u) else int(u)
-            for h in run.data_hashes().get(name, []):
+            mine = run.data_hashes().get(name, [])
+            per_run.add(tuple(sorted(mine)))
+            for h in mine:
                 if h[:12] not in hashes:
                     hashes.append(h[:12])
         n_text = "?" if not ns else str(min(ns)) if len(ns) == 1 else f"{min(ns)}-{max(ns)}"
-        out.append(BenchInfo(name, kinds[name], n_text, tuple(hashes), partial, unparsed))
+        out.append(BenchInfo(name, kinds[name], n_text, tuple(hashes), partial, unparsed, len(per_run) <= 1))
     return tuple(out)
 
 
