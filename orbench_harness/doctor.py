@@ -24,7 +24,16 @@ from orbench_harness.errors import HarnessError
 from orbench_harness.runs import RESULTS_FILE, RUN_FILE, SAMPLES_FILE, VERDICTS_FILE
 from orbench_harness.scratch import remove_stale, stale_temporaries
 from orbench_harness.spec import identity_of
-from orbench_harness.store import LOCK_FILE, SAMPLE_FIELDS, VERDICT_FIELDS, JsonlLog, RunStore, lock_holder, read_json
+from orbench_harness.store import (
+    LOCK_FILE,
+    SAMPLE_FIELDS,
+    STAMP,
+    VERDICT_FIELDS,
+    JsonlLog,
+    RunStore,
+    lock_holder,
+    read_json,
+)
 
 CACHE_FILE = "cache.sqlite"
 MODELS_DIR = "models"
@@ -73,11 +82,14 @@ class LogScan:
     findings: list[Finding] = field(default_factory=list)
 
 
-def scan_log(path: Path, key_fields: tuple[str, ...], required: Mapping[str, Any]) -> LogScan:
-    """Every damaged, incomplete and duplicate line of ``path``, by line number.
+def scan_log(path: Path, key_fields: tuple[str, ...], required: Mapping[str, Any],
+             stamp: str | None = None) -> LogScan:
+    """Every damaged, incomplete, foreign and duplicate line of ``path``, by line number.
 
-    The first good record of a key is kept: it is the one the run judged and scored first, and
-    a later duplicate can only come from a writer that should not have appended it.
+    A repeated identical record is a harmless duplicate: the first is kept. Two *different*
+    records for one key cannot both be right and neither can be chosen, so both go and the
+    run's command recomputes it (as the runner itself does). ``stamp`` is the run's identity
+    prefix: a record stamped by another run was made under another spec.
     """
     scan = LogScan()
     if not path.is_file():
@@ -102,10 +114,20 @@ def scan_log(path: Path, key_fields: tuple[str, ...], required: Mapping[str, Any
             why = f"lacks {', '.join(dict.fromkeys(missing))}" if missing else "a field has the wrong type"
             scan.findings.append(Finding(where, f"not a complete record ({why})", fixable=True))
             continue
+        if stamp is not None and rec.get(STAMP, stamp) != stamp:
+            scan.findings.append(Finding(where, "written by a run of another spec (its run stamp differs)",
+                                         fixable=True))
+            continue
         key = log.key(rec)
         if key in first_line:
-            scan.findings.append(Finding(where, f"duplicate of line {first_line[key]} ({'/'.join(key)})",
-                                         fixable=True))
+            same = scan.kept.get(key) == rec
+            what = "duplicate of" if same else "disagrees with"
+            scan.findings.append(Finding(where, f"{what} line {first_line[key]} ({'/'.join(key)})", fixable=True))
+            if not same and key in scan.kept:
+                del scan.kept[key]
+                scan.findings.append(Finding(f"{path}:{first_line[key]}", f"disagrees with line {n} "
+                                             f"({'/'.join(key)}); both removed, re-running recomputes it",
+                                             fixable=True))
             continue
         first_line[key] = n
         scan.kept[key] = rec
@@ -126,7 +148,8 @@ def check_run(run_dir: Path) -> Report:
         add(Finding(str(run_dir / LOCK_FILE), "stale lock: the run that held it is no longer running (killed or "
                     "crashed); nothing holds the directory, and re-running its command resumes it", problem=False))
     meta = _check_run_json(run_dir, report)
-    scans = {name: scan_log(run_dir / name, keys, SAMPLE_FIELDS if name == SAMPLES_FILE else VERDICT_FIELDS)
+    stamp = _stamp_of(run_dir)
+    scans = {name: scan_log(run_dir / name, keys, SAMPLE_FIELDS if name == SAMPLES_FILE else VERDICT_FIELDS, stamp)
              for name, keys in LOG_KEYS.items()}
     for scan in scans.values():
         report.findings += scan.findings
@@ -184,11 +207,12 @@ def fix_run(run_dir: Path) -> Report:
     if lock_holder(run_dir) is not None:
         return before
     fixed: list[str] = []
+    stamp = _stamp_of(run_dir)
     try:
         store = RunStore(run_dir)
         with store.locked():
             for log in (store.samples, store.verdicts):
-                scan = scan_log(log.path, log.key_fields, log.required)
+                scan = scan_log(log.path, log.key_fields, log.required, stamp)
                 if any(f.fixable for f in scan.findings):
                     log.rewrite(scan.kept.values())
                     fixed.append(f"{log.path}: removed {sum(f.fixable for f in scan.findings)} damaged or "
@@ -233,3 +257,12 @@ def check_cache(cache_dir: Path, *, fix: bool = False) -> Report:
 
 def _describe_stale(size: int, age: float) -> str:
     return f"stale temporary of an interrupted model conversion ({size / 1e6:.1f} MB, {age / 3600:.1f} h old)"
+
+
+def _stamp_of(run_dir: Path) -> str | None:
+    """The run stamp records of this directory carry (``STAMP``), from run.json's identity."""
+    try:
+        meta = read_json(run_dir / "run.json")
+    except (HarnessError, OSError):
+        return None
+    return str(meta["identity"])[:16] if isinstance(meta, dict) and "identity" in meta else None

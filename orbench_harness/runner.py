@@ -228,7 +228,8 @@ def _gen_key(r: Resolved, prompt: Prompt, params: GenParams) -> str:
 
 def _generate(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) -> dict[str, dict[str, Any]]:
     """Ensure one samples.jsonl record per sample; returns records keyed 'bench/id'."""
-    done = store.samples.read()
+    wanted = {(name, s.id) for name, samples in r.samples.items() for s in samples}
+    done = store.samples.keep(wanted.__contains__, "prompts this run does not have")
     todo: list[tuple[str, Sample, Prompt, GenParams, str]] = []
     for name, samples in r.samples.items():
         params = GenParams(max_new_tokens=r.spec.max_new_tokens_for(r.benchmarks[name].kind), seed=r.spec.seed)
@@ -319,7 +320,8 @@ def _judge(r: Resolved, store: RunStore, cache: Cache, records: dict[str, dict[s
            registry: Registry, out: Path) -> dict[str, dict[str, Any]]:
     """Ensure one verdicts.jsonl record per sample for this judge. An unparsed verdict is a failed
     call, not an answer: it is recorded (and counted) but never cached, and asked again on resume."""
-    stored = store.verdicts.read()
+    wanted = {(rec["benchmark"], rec["id"]) for rec in records.values()}
+    stored = store.verdicts.keep(lambda k: k[:2] in wanted, "prompts this run does not have")
     unparsed = {k for k, v in stored.items() if k[2] == r.judge.name and v["label"] is None}
     if unparsed:  # asked again below; dropped first, so the file never holds both answers
         store.verdicts.rewrite(v for k, v in stored.items() if k not in unparsed)

@@ -11,6 +11,7 @@ filesystem whose locks it cannot see).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -23,6 +24,41 @@ from pathlib import Path
 
 TMP_PREFIX = ".tmp-"
 STALE_AFTER = 3600.0  # seconds since the last write
+# how writers that are not Python's own file objects say "disk full": safetensors (Rust), ...
+DISK_FULL_SIGNS = ("No space left on device", "StorageFull", "os error 28", "Disk quota exceeded")
+NEARLY_FULL = 64 * 1024  # bytes free below which a failed write is taken for a full disk
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Make a full disk under a writer into ``OSError(ENOSPC, path)``, which the CLI turns into
+    its one-line "no space left ... re-run to resume" message.
+
+    Python's own files already raise that, but torch's serializer says "basic_ios::clear:
+    iostream error" and safetensors "os error 28", and neither names the file. A failure with
+    the disk (nearly) full at ``path`` is taken for the full disk; anything else is re-raised.
+    """
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) and e.filename is None:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+    except Exception as e:
+        if any(sign in str(e) for sign in DISK_FULL_SIGNS) or _nearly_full(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from e
+        raise
+
+
+def _nearly_full(path: Path) -> bool:
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        st = os.statvfs(existing)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NEARLY_FULL
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from typing import Any
 
 from orbench_harness.console import warn
 from orbench_harness.errors import HarnessError
+from orbench_harness.scratch import writing
 from orbench_harness.types import Label
 
 Check = Callable[[Any], bool]
@@ -34,13 +35,14 @@ VERDICT_FIELDS: dict[str, Check] = {"benchmark": _is_str, "id": _is_str, "judge"
                                     "label": lambda v: v is None or (isinstance(v, str) and v in _LABELS)}
 # what a run directory holds besides run.json: records made under the spec that run.json records
 RECORD_FILES = ("samples.jsonl", "verdicts.jsonl", "capability.jsonl", "results.json")
+STAMP = "run"  # the field holding the identity prefix of the run that wrote a record
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON via a temporary file and rename, so readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with writing(path), os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
             f.write("\n")
             f.flush()
@@ -72,6 +74,9 @@ class JsonlLog:
         # (hand-edited, or written by a buggy plugin) would otherwise fail later with a KeyError
         # on every re-run, while its key kept it from being recomputed
         self.required = dict(required or {})
+        # the run identity (a prefix) each appended record carries, so a file copied from a run
+        # of another spec is recognised line by line; records without one predate stamps
+        self.stamp: str | None = None
 
     def valid(self, rec: Any) -> bool:
         """Whether a parsed line is a usable record: an object with the key fields and every
@@ -89,6 +94,7 @@ class JsonlLog:
             return {}
         raw = self.path.read_bytes()
         records: dict[tuple[str, ...], dict[str, Any]] = {}
+        conflicts: set[tuple[str, ...]] = set()
         dropped = 0
         lines = raw.split(b"\n")
         complete, tail = lines[:-1], lines[-1]
@@ -109,16 +115,38 @@ class JsonlLog:
                      "type); dropping it and recomputing")
                 dropped += 1
                 continue
+            if self.stamp is not None and rec.get(STAMP, self.stamp) != self.stamp:
+                warn(f"{self.path}: line {n} was written by a run of another spec; dropping it and recomputing")
+                dropped += 1
+                continue
             k = self.key(rec)
             if k in records:
                 dropped += 1
+                if records[k] != rec:  # two answers for one prompt: neither can be trusted
+                    conflicts.add(k)
             records[k] = rec
+        for k in conflicts:
+            warn(f"{self.path}: {'/'.join(k)} has two different records; dropping both and recomputing")
+            del records[k]
         if dropped:
+            self.rewrite(records.values())
+        return records
+
+    def keep(self, wanted: Callable[[tuple[str, ...]], bool], what: str) -> dict[tuple[str, ...], dict[str, Any]]:
+        """Valid records whose key ``wanted`` accepts; any other record (a prompt this run does not
+        have: ``what``) is removed from the file, so a run directory holds one run's records only."""
+        records = self.read()
+        foreign = [k for k in records if not wanted(k)]
+        if foreign:
+            warn(f"{self.path}: {len(foreign)} record(s) for {what} (e.g. {'/'.join(foreign[0])}); removing them")
+            records = {k: v for k, v in records.items() if wanted(k)}
             self.rewrite(records.values())
         return records
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Append records and fsync, so they survive a kill right after this returns."""
+        if self.stamp is not None:
+            records = ({**r, STAMP: self.stamp} for r in records)
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         if not data:
             return
@@ -135,12 +163,16 @@ class JsonlLog:
     def rewrite(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Replace the file's content atomically."""
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with writing(self.path), os.fdopen(fd, "w", encoding="utf-8") as f:
+                for r in records:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)  # the old file stays as it was
+            raise
 
 
 LOCK_FILE = ".lock"
@@ -230,6 +262,7 @@ class RunStore:
         A directory holding a *different* run (another model, method, judge, seed, ...) is
         refused rather than mixed.
         """
+        self.samples.stamp = self.verdicts.stamp = str(meta["identity"])[:16]
         if self.run_json.exists():
             try:
                 old = read_json(self.run_json)

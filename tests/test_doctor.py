@@ -59,7 +59,7 @@ def test_healthy_run_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_damaged_and_duplicate_lines_reported_then_fixed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = lines(sample_rows("demo", ["a", "b", "c"], "comply"))
     no_completion = json.dumps({"benchmark": "demo", "id": "demo-9", "prompt": "x"}) + "\n"
-    dup = json.dumps({**sample_rows("demo", ["a"], "comply")[0], "completion": "second"}) + "\n"
+    dup = good[0]  # the same record twice: harmless, the first is kept
     samples = [good[0], "{not json\n", good[1], no_completion, dup, good[2], '{"benchmark": "demo", "id": "cut']
     verdicts = lines(verdict_rows("demo", ["full_compliance", "full_refusal", "full_refusal"]))
     d = make_run(tmp_path, samples=samples, verdicts=verdicts)
@@ -76,6 +76,36 @@ def test_damaged_and_duplicate_lines_reported_then_fixed(tmp_path: Path, capsys:
     assert (code, report["healthy"]) == (0, True) and len(report["fixed"]) == 1
     assert s.read_text(encoding="utf-8") == good[0] + good[1] + good[2]  # first record kept, every good one kept
     assert (d / "verdicts.jsonl").read_text(encoding="utf-8") == "".join(verdicts)
+
+
+def test_two_different_records_for_one_prompt_are_both_removed(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    good = lines(sample_rows("demo", ["a", "b"], "comply"))
+    other = json.dumps({**sample_rows("demo", ["a"], "comply")[0], "completion": "second"}) + "\n"
+    d = make_run(tmp_path, samples=[good[0], good[1], other], verdicts=[])
+    code, [report] = doctor([str(d)], capsys)
+    s = d / "samples.jsonl"
+    found = {f["where"]: f["message"] for f in report["findings"] if f["problem"]}
+    assert code == 1 and set(found) == {f"{s}:1", f"{s}:3"}
+    assert "disagrees with line 1" in found[f"{s}:3"] and "both removed" in found[f"{s}:1"]
+    code, [report] = doctor([str(d), "--fix"], capsys)
+    assert (code, report["healthy"]) == (0, True)
+    assert s.read_text(encoding="utf-8") == good[1]  # neither answer for demo/a is trusted
+
+
+def test_a_record_stamped_by_another_run_is_foreign(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = sample_rows("demo", ["a", "b"], "comply")
+    d = make_run(tmp_path, samples=[], verdicts=[])
+    stamp = json.loads((d / "run.json").read_text(encoding="utf-8"))["identity"][:16]
+    (d / "samples.jsonl").write_text(json.dumps({**rows[0], "run": stamp}) + "\n"
+                                     + json.dumps({**rows[1], "run": "0123456789abcdef"}) + "\n", encoding="utf-8")
+    code, [report] = doctor([str(d)], capsys)
+    found = {f["where"]: f["message"] for f in report["findings"] if f["problem"]}
+    where = f"{d / 'samples.jsonl'}:2"
+    assert code == 1 and list(found) == [where] and "another spec" in found[where]
+    assert doctor([str(d), "--fix"], capsys)[0] == 0
+    kept = (d / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x)["id"] for x in kept] == [rows[0]["id"]]
 
 
 def test_identity_orphans_and_results_are_problems_fix_cannot_hide(tmp_path: Path,

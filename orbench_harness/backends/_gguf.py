@@ -16,10 +16,8 @@ from pathlib import Path
 
 from orbench_harness.console import info, warn
 from orbench_harness.paths import cache_dir
-from orbench_harness.scratch import locked_tempdir, remove_stale
+from orbench_harness.scratch import DISK_FULL_SIGNS, locked_tempdir, remove_stale
 from orbench_harness.types import ModelSpec
-
-DISK_FULL_SIGNS = ("No space left on device", "StorageFull", "os error 28", "Disk quota exceeded")
 
 
 def convert_gguf(spec: ModelSpec) -> Path:

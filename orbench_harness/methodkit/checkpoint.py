@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orbench_harness.console import info, warn
+from orbench_harness.scratch import writing
 
 if TYPE_CHECKING:
     import torch
@@ -30,8 +31,13 @@ def save(d: Path, named: Mapping[str, torch.Tensor], opt: Any, history: list[dic
     import torch
 
     tmp = d / (NAME + ".tmp")
-    torch.save({"epoch": epoch, "state": {n: t.detach().cpu() for n, t in named.items()},
-                "optim": opt.state_dict(), "history": history}, tmp)
+    try:
+        with writing(tmp):
+            torch.save({"epoch": epoch, "state": {n: t.detach().cpu() for n, t in named.items()},
+                        "optim": opt.state_dict(), "history": history}, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # the previous checkpoint stays whole
+        raise
     tmp.replace(d / NAME)
 
 

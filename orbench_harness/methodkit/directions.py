@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from orbench_harness.errors import HarnessError
 from orbench_harness.methodkit.activations import StopForward
+from orbench_harness.scratch import writing
 from orbench_harness.types import Prompt, Sample
 
 if TYPE_CHECKING:
@@ -281,7 +282,8 @@ def save_artifact(directory: Path, stem: str, tensors: dict[str, torch.Tensor], 
 
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{stem}.safetensors.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    with writing(directory / f"{stem}.safetensors"):
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     os.replace(tmp, directory / f"{stem}.safetensors")
     tmp_meta = directory / f".{stem}.json.tmp"
     tmp_meta.write_text(json.dumps(meta, indent=1))

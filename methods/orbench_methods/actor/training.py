@@ -20,6 +20,7 @@ from orbench_harness.methodkit.checkpoint import save as _checkpoint  # the name
 from orbench_harness.methodkit.pools import TrainData
 from orbench_harness.methodkit.precision import float32_masters
 from orbench_harness.methodkit.training import Trainer
+from orbench_harness.scratch import writing
 from orbench_methods.actor.anchors import anchor_means_tail
 from orbench_methods.actor.config import ActorConfig
 
@@ -144,7 +145,8 @@ def train(hf: HFModel, cfg: ActorConfig, data: TrainData, layer: int, ctx: Metho
                         f"|r| {history[-1]['r_norm']:.2f} shift/|h| {history[-1]['relative_shift']:.4f}")
                 trainer.save(ctx.artifact_dir, history, epoch + 1)
         trained = {n: params[n].detach().clone().contiguous().cpu() for n in names}
-        save_file(trained, str(ctx.artifact_dir / "trained.safetensors"))
+        with writing(ctx.artifact_dir / "trained.safetensors"):
+            save_file(trained, str(ctx.artifact_dir / "trained.safetensors"))
         meta = {"layer": layer, "positions": k, "history": history, "trainable": names, "n_queries": len(rows),
                 "sources": list(data.sources), "config": _cfg_json(cfg),
                 "dtype": str(params[names[0]].dtype).removeprefix("torch."), "master_weights": masters is not None,

@@ -32,6 +32,7 @@ from orbench_harness.console import progress
 from orbench_harness.methodkit.checkpoint import save as _checkpoint  # the name tests/_interrupt.py patches
 from orbench_harness.methodkit.soft_prompt import last_states
 from orbench_harness.methodkit.training import Trainer
+from orbench_harness.scratch import writing
 from orbench_harness.types import GenParams, JudgeItem, Label, Prompt
 from orbench_methods.dro.config import DroConfig
 
@@ -273,7 +274,8 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, A
     """Tensors as safetensors plus a JSON sidecar (the JSON is written last: it marks completion)."""
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path.with_suffix(".safetensors")))
+    with writing(path.with_suffix(".safetensors")):
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path.with_suffix(".safetensors")))
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=str))
 
 

@@ -25,6 +25,7 @@ from orbench_harness.methodkit.checkpoint import save as _checkpoint  # the name
 from orbench_harness.methodkit.precision import float32_masters
 from orbench_harness.methodkit.supervised import collate, masked_loss
 from orbench_harness.methodkit.training import Trainer
+from orbench_harness.scratch import writing
 from orbench_methods.sft.config import SftConfig
 
 if TYPE_CHECKING:
@@ -160,10 +161,12 @@ def _save(d: Path, cfg: SftConfig, peft_model: Any, model: Any, info: dict[str, 
     from safetensors.torch import save_file
 
     if peft_model is not None:
-        peft_model.save_pretrained(d / ADAPTER_DIR, safe_serialization=True)
+        with writing(d / ADAPTER_DIR):
+            peft_model.save_pretrained(d / ADAPTER_DIR, safe_serialization=True)
     else:
         state = {n: p.detach().cpu().contiguous().clone() for n, p in model.named_parameters()}
-        save_file(state, str(d / FULL_FILE))
+        with writing(d / FULL_FILE):
+            save_file(state, str(d / FULL_FILE))
     meta = {"mode": "lora" if peft_model is not None else "full", "history": history,
             "train_seconds": round(seconds, 2), "trainable_parameters": n_trainable,
             "config": asdict(cfg), **info}
