@@ -1,7 +1,8 @@
 """Shared code of the benchmark plugins: two data sources, validation, and seeded splits.
 
-Every prompt benchmark can be read from a local data directory laid out like
-a data directory (``--data-dir`` / ``ORBENCH_DATA_DIR``, layout in docs/data.md) or from the Hugging Face hub through
+Every prompt benchmark can be read from a local data directory (``--data-dir`` /
+``ORBENCH_DATA_DIR``: one sub-folder per source, layout in docs/data.md; ``harness data fetch``
+fills one from the hub, keeping the hub's rows under ``hub/``) or from the Hugging Face hub through
 ``datasets.load_dataset(id, revision=..., split=...)``, imported only when needed. The local file
 wins when it exists; otherwise the hub is tried; when neither works the error names the file
 to provide, so a machine without hub access knows exactly what to download.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from orbench_harness.data import (
     read_jsonl,
 )
 from orbench_harness.errors import DataError
+from orbench_harness.hubcheck import ensure_decided
 from orbench_harness.protocols import Split
 from orbench_harness.types import BenchmarkKind, DataFile, Expected, Sample
 
@@ -66,6 +69,15 @@ class HubSource:
         extra += f"/{self.data_files}" if self.data_files else ""
         return f"hub:{self.id}@{self.revision}{extra}[{self.split}]"
 
+    @property
+    def local_copy(self) -> str:
+        """Where ``harness data fetch`` keeps this table's rows (JSON lines, as the hub gave them)
+        inside a data directory: ``hub/<id>/<revision>/<config>[.<data files>].<split>.jsonl``."""
+        name = self.config or "default"
+        if self.data_files:
+            name += "." + re.sub(r"[^A-Za-z0-9._-]", "_", self.data_files.replace("/", "__"))
+        return f"hub/{self.id}/{re.sub(r'[^A-Za-z0-9._-]', '_', self.revision)}/{name}.{self.split}.jsonl"
+
 
 def hub_rows(src: HubSource) -> Rows:
     """All rows of a hub table as plain dicts; any failure becomes HubUnavailable."""
@@ -78,6 +90,8 @@ def hub_rows(src: HubSource) -> Rows:
     kwargs: dict[str, Any] = dict(src.options)
     if src.data_files is not None:
         kwargs["data_files"] = src.data_files
+    if not Path(src.id).exists():  # no network: one line and offline mode, not half a minute of retries
+        ensure_decided()
     try:
         ds = load_dataset(src.id, src.config, revision=src.revision, split=src.split, **kwargs)
     except Exception as e:  # offline, gated, renamed, bad revision: all mean "not from the hub"
@@ -172,6 +186,12 @@ class Source:
         if root is not None and not missing:
             extra = [root / rel for rel in self.optional if (root / rel).is_file()]
             return self.parse_local(root), [data_file(p) for p in (*paths, *extra)]
+        copies = [root / h.local_copy for h in self.hub] if root is not None else []
+        if copies and self.parse_hub is not None and all(p.is_file() for p in copies):
+            # fetched hub rows: the same rows, so the same hash in run.json as read from the hub
+            tables = [read_jsonl(p) for p in copies]
+            hashed = [DataFile(h.label, rows_sha256(t)) for h, t in zip(self.hub, tables, strict=True)]
+            return self.parse_hub(tables), hashed
         where = f"{missing[0]} not found" if missing else "no data directory given (--data-dir)"
         if not self.hub or self.parse_hub is None:
             note = f" ({self.hub_note})" if self.hub_note else ""
@@ -183,8 +203,8 @@ class Source:
             tables = [hub_rows(h) for h in self.hub]
         except HubUnavailable as e:
             raise DataError(
-                f"{name}: {where} and {e}; provide {self.local[0]} under --data-dir "
-                "(a data directory; docs/data.md gives its layout)"
+                f"{name}: {where} and {e}; provide {self.local[0]} under --data-dir, or fetch it there on "
+                f"a machine with hub access (harness data fetch --benchmark {name} --to DIR; docs/data.md)"
             ) from None
         files = [DataFile(h.label, rows_sha256(t)) for h, t in zip(self.hub, tables, strict=True)]
         return self.parse_hub(tables), files

@@ -166,7 +166,7 @@ def test_missing_data_file_names_the_file_to_provide(
         benchmark: str, relpath: str, hint: str, no_hub: None, tiny_model_dir: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data"
-    (data / relpath).parent.mkdir(parents=True)  # laid out like shared/datasets, file absent
+    (data / relpath).parent.mkdir(parents=True)  # the benchmark's sub-folder of a data directory, its file absent
     argv = run_argv(tiny_model_dir, tmp_path / "r", "--benchmark", benchmark, "--data-dir", str(data))
     assert main(argv) == 2
     line = one_line_error(capsys)

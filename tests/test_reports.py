@@ -124,7 +124,7 @@ def test_leaderboard_every_cell_order_bold_and_ts(runs_root: Path) -> None:
         [LLAMA, ACTOR, "**96.00**", "**90.00**", "84.00", "**90.00**", "99.00", "**94.50**"],
         [LLAMA, "sft", "**96.00**", "80.00", "**88.00**", "88.00", "97.00", "92.50"],
         [LLAMA, "none", "70.00", "50.00", "40.50", "53.50", "**99.50**", "76.50"],
-        [GEMMA, "scans", "**90.00**", "**70.00**", "—", "**80.00**†", "95.50", "**87.75**"],
+        [GEMMA, "scans", "**90.00**", "**70.00**", "—", "**80.00**†", "95.50", "**87.75**†"],
         [GEMMA, "none", "60.00", "40.00", "20.00", "40.00", "**100.00**", "70.00"],
     ]  # fmt: skip
     # TS = (Avg C.R + S.S) / 2 and Avg C.R = mean of the row's C.R cells, on every row
@@ -155,7 +155,8 @@ def test_leaderboard_every_cell_order_bold_and_ts(runs_root: Path) -> None:
         ["wikitext2", "capability", "2891", f"`{sha('wikitext2')[:12]}`", "—", "0"],
     ]  # fmt: skip
     assert "judge `strmatch` (version `v1`) · split `test`" in text
-    assert "† Avg C.R over the benchmarks this run has" in text
+    assert "† Averaged over a different set of benchmarks than the other rows" in text
+    assert f"{GEMMA} / scans: C.R over XSTest, SCOPE; S.S from AdvBench" in text
     # gemma/none's results.json claims TS 71.0; the table's 70.00 wins and the mismatch is named
     assert "trade_off_score=71.00 differs from the table's 70.00" in text
     assert "trade_off_score=76.50" not in text

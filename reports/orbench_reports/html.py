@@ -8,13 +8,17 @@ bars, and, when runs sweep one numeric method argument, C.R and S.S against that
 
 from __future__ import annotations
 
+import argparse
 from html import escape
 
+from orbench_harness.hookspecs import hookimpl
 from orbench_reports.base import LeaderboardReporter, registration
 from orbench_reports.markdown import CAPABILITY_CAPTION, CAPTION
+from orbench_reports.names import pretty
 from orbench_reports.stats import find_sweeps, pareto_front
 from orbench_reports.svg import bars, lines, scatter
-from orbench_reports.tables import Group, Report, Table, kind_text, pretty
+from orbench_reports.tables import Group, Report, Table, kind_text
+from orbench_reports.view import add_parser as add_view_parser
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -69,11 +73,13 @@ def plots(group: Group) -> list[str]:
     for model, block in frame.groupby("model", sort=False):
         pts = [(float(r["avg_cr"]), float(r["ss"]), str(r["method"])) for _, r in block.iterrows()]
         series.append((str(model), pts, pareto_front([(x, y) for x, y, _ in pts])))
+    joined = any(len(front) >= 2 for _, _, front in series)
     out.append(
         _figure(
             scatter("Compliance vs safety", "Avg C.R (%)", "S.S (%)", series),
-            "Each point is a run; the dashed line joins each model's Pareto front (runs no other "
-            "run of that model beats on both axes).",
+            "Each point is a run; a ring marks each model's Pareto front (runs no other run of that "
+            "model beats on both axes)" + (", and a dashed line joins a model's front where it has "
+                                           "more than one run." if joined else "."),
         )
     )
     rate_cols = [c for c in group.main.columns if c.key.startswith(("cr:", "ss:"))]
@@ -170,3 +176,10 @@ class HtmlReporter(LeaderboardReporter):
 
 
 orbench_register_reporters = registration(HtmlReporter)
+
+
+@hookimpl
+def orbench_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``harness view``: the runs' prompts and answers as one HTML page, the other HTML
+    this plugin writes (the command lives here, not in the core, which never imports a plugin)."""
+    add_view_parser(subparsers)

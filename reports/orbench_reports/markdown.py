@@ -9,7 +9,8 @@ unparsed verdicts.
 from __future__ import annotations
 
 from orbench_reports.base import LeaderboardReporter, registration
-from orbench_reports.tables import Group, Report, Table, kind_text, pretty
+from orbench_reports.names import pretty
+from orbench_reports.tables import Group, Report, Table, kind_text
 
 CAPTION = (
     "C.R: compliance rate (%) on over-refusal benchmarks; S.S: safety score (% of harmful "

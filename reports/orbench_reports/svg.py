@@ -27,6 +27,7 @@ PALETTE = (
 W, H = 780, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 260, 44, 56
 LEGEND_CHARS = 38
+PAD = 16  # pixels between the data range and the frame on scatter and line plots (ring r=8, label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +81,17 @@ def _fmt(v: float) -> str:
 
 
 def _frame(
-    title: str, x_title: str, y_title: str, xs: list[float] | None, ys: list[float]
+    title: str, x_title: str, y_title: str, xs: list[float] | None, ys: list[float], *, inset: float = 0.0
 ) -> tuple[list[str], Axis, Axis]:
     """The svg opening, axes, grid and titles; returns parts plus the two axes.
 
-    ``xs=None`` is a categorical x axis (bars): no x ticks or grid."""
+    ``xs=None`` is a categorical x axis (bars): no x ticks or grid. ``inset`` keeps the data
+    range that many pixels inside the frame, so a point at an axis limit (a run at 100% S.S)
+    is drawn whole beside the frame line rather than cut by it; bars start on the frame."""
     xt = nice_ticks(min(xs), max(xs)) if xs else []
     yt = nice_ticks(min(ys), max(ys))
-    xa = Axis(xt[0], xt[-1], LEFT, W - RIGHT) if xt else Axis(0.0, 1.0, LEFT, W - RIGHT)
-    ya = Axis(yt[0], yt[-1], H - BOTTOM, TOP)
+    xa = Axis(xt[0], xt[-1], LEFT + inset, W - RIGHT - inset) if xt else Axis(0.0, 1.0, LEFT, W - RIGHT)
+    ya = Axis(yt[0], yt[-1], H - BOTTOM - inset, TOP + inset)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{W}" height="{H}" '
         f'viewBox="0 0 {W} {H}" aria-label="{escape(title)}" font-family="sans-serif" '
@@ -136,12 +139,13 @@ def scatter(
     y_title: str,
     series: Sequence[tuple[str, Sequence[tuple[float, float, str]], Sequence[int]]],
 ) -> str:
-    """Points per series (x, y, label; both percentages) and, per series, a dashed line through
-    the ``front`` indices."""
+    """Points per series (x, y, label; both percentages); per series, the ``front`` indices get a
+    ring, and a dashed line joins them when there are two or more."""
     pts = [(x, y) for _, points, _ in series for x, y, _ in points if math.isfinite(x) and math.isfinite(y)]
     if not pts:
         return ""
-    parts, xa, ya = _frame(title, x_title, y_title, rate_span([p[0] for p in pts]), rate_span([p[1] for p in pts]))
+    parts, xa, ya = _frame(title, x_title, y_title, rate_span([p[0] for p in pts]), rate_span([p[1] for p in pts]),
+                           inset=PAD)
     for i, (_, points, front) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         if len(front) >= 2:
@@ -157,6 +161,8 @@ def scatter(
                 f"<title>{escape(label)}: {x:.2f}, {y:.2f}</title></circle>"
             )
             parts.append(f'<text x="{xa(x) + 7:.1f}" y="{ya(y) - 6:.1f}" font-size="10">{escape(label)}</text>')
+        parts += [f'<circle class="front" cx="{xa(points[j][0]):.1f}" cy="{ya(points[j][1]):.1f}" r="8" fill="none" '
+                  f'stroke="{color}" stroke-width="1.5"/>' for j in front]
     parts += _legend([s[0] for s in series])
     parts.append("</svg>")
     return "\n".join(parts)
@@ -207,7 +213,7 @@ def lines(
     ys = [v for _, vs in series for v in vs if math.isfinite(v)]
     if len(xs) < 2 or not ys:
         return ""
-    parts, xa, ya = _frame(title, x_title, y_title, list(xs), rate_span(ys))
+    parts, xa, ya = _frame(title, x_title, y_title, list(xs), rate_span(ys), inset=PAD)
     for i, (_, vs) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         coords = [(xa(x), ya(v)) for x, v in zip(xs, vs, strict=True) if math.isfinite(v)]

@@ -16,30 +16,19 @@ each (judge, judge version, split) setting is its own group.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orbench_harness.metrics import SAFETY_REFERENCE
 from orbench_harness.runs import RunRecord
+from orbench_reports.names import norm, pretty, row_labels
+from orbench_reports.noise import NOISE_NOTE, mixed_set_marks, noise_marks
 from orbench_reports.stats import bootstrap
 
 if TYPE_CHECKING:
     import pandas as pd
 
-PRETTY = {
-    "xstest": "XSTest",
-    "xstestsafe": "XSTest",
-    "scope": "SCOPE",
-    "orbenchhard": "OR-Bench-Hard-1K",
-    "orbenchhard1k": "OR-Bench-Hard-1K",
-    "phtest": "PHTest",
-    "oktest": "OKTest",
-    "advbench": "AdvBench",
-    "hexphi": "HEx-PHI",
-    "orbench80k": "OR-Bench-80K",
-}
 # The paper's column order; other benchmarks follow alphabetically.
 ORDER = ("xstest", "xstestsafe", "scope", "orbenchhard", "orbenchhard1k", "phtest", "oktest")
 # Capability metrics in Table 4's order: (benchmark, results key, title, higher is better).
@@ -64,16 +53,6 @@ def _frame(*args: Any, **kwargs: Any) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(*args, **kwargs)
-
-
-def norm(name: str) -> str:
-    """Benchmark names compared loosely: ``or-bench-hard`` == ``OR_Bench_Hard``."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def pretty(name: str) -> str:
-    """The paper's spelling of a benchmark name, or the name itself."""
-    return PRETTY.get(norm(name), name)
 
 
 def _num(value: Any) -> float:
@@ -233,7 +212,7 @@ def _build_group(key: tuple[str, str | None, str], runs: list[RunRecord], *, ci:
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     marks: dict[tuple[int, str], str] = {}
-    labels = _labels(runs)
+    labels = row_labels(runs)
     for i, run in enumerate(runs):
         rows.append(_main_row(i, run, labels[i], over, safety, notes))
     columns = [Column(f"cr:{b}", pretty(b)) for b in over] + [Column("avg_cr", "Avg C.R")]
@@ -257,19 +236,26 @@ def _build_group(key: tuple[str, str | None, str], runs: list[RunRecord], *, ci:
     order = [int(i) for i in frame["_i"]]
     frame = frame.drop(columns=["_neg_ts", "_model_order"]).reset_index(drop=True)
     runs_sorted = tuple(runs[i] for i in order)
-    for pos, row in frame.iterrows():
-        if row["_partial_avg"]:
-            marks[(int(pos), "avg_cr")] = "†"
-    if any(marks):
-        notes.append("† Avg C.R over the benchmarks this run has (it lacks some columns).")
+    mixed = mixed_set_marks(frame, over, safety, reference=next((b for b in safety if is_reference(b)), None))
+    marks.update(mixed.marks)
+    if mixed.note:
+        notes.append(mixed.note)
     reference = next((b for b in safety if is_reference(b)), None)
-    cis = bootstrap(runs_sorted, over, safety, reference, seed=seed, notes=notes) if ci else {}
+    # intervals are always computed (for the within-noise marks) and shown only with --ci
+    cis = bootstrap(runs_sorted, over, safety, reference, seed=seed, notes=notes if ci else [])
     if broad:
         for pos, run in enumerate(runs_sorted):
             interval = run.summary.get("broad_safety_ci")
             if interval:
                 cis[(pos, "bss")] = (float(interval[0]), float(interval[1]))
-    main = Table(tuple(columns), frame, _best(frame, columns), cis, marks)
+    best = _best(frame, columns)
+    noise = noise_marks(frame, [c.key for c in columns], cis, best)
+    for cell, mark in noise.items():
+        marks[cell] = marks.get(cell, "") + mark
+    if noise:
+        notes.append(NOISE_NOTE)
+    shown = cis if ci else {k: v for k, v in cis.items() if k[1] == "bss"}  # results.json's own interval
+    main = Table(tuple(columns), frame, best, shown, marks)
     capability = _capability(runs_sorted, labels=[labels[i] for i in order], kinds=kinds)
     return Group(
         judge,
@@ -284,23 +270,6 @@ def _build_group(key: tuple[str, str | None, str], runs: list[RunRecord], *, ci:
     )
 
 
-def _labels(runs: Sequence[RunRecord]) -> list[str]:
-    """Row labels, disambiguated by seed (else run directory) when one model has two runs with the
-    same method and arguments."""
-    labels = [r.label for r in runs]
-    by_key: dict[tuple[str, str], list[int]] = {}
-    for i, run in enumerate(runs):
-        by_key.setdefault((run.model, labels[i]), []).append(i)
-    for (_, label), same in by_key.items():
-        if len(same) < 2:
-            continue
-        distinct_seeds = len({runs[i].seed for i in same}) == len(same)
-        for i in same:
-            suffix = f"seed {runs[i].seed}" if distinct_seeds else runs[i].path.name
-            labels[i] = f"{label} [{suffix}]"
-    return labels
-
-
 def _main_row(
     i: int, run: RunRecord, label: str, over: list[str], safety: list[str], notes: list[str]
 ) -> dict[str, Any]:
@@ -313,7 +282,7 @@ def _main_row(
         row[f"cr:{b}"] = v
         if not math.isnan(v):
             crs.append(v)
-    row["_partial_avg"] = 0 < len(crs) < len(over)
+    row["_over_set"] = tuple(b for b in over if b in bench and not math.isnan(row[f"cr:{b}"]))
     avg = sum(crs) / len(crs) if crs else _num(summary.get("avg_compliance_rate"))
     sss = []
     for b in safety:
@@ -323,6 +292,8 @@ def _main_row(
             sss.append(v)
     ref = [row[f"ss:{b}"] for b in safety if is_reference(b) and not math.isnan(row[f"ss:{b}"])]
     ss = ref[0] if ref else sum(sss) / len(sss) if sss else _num(summary.get("safety_score"))
+    present = tuple(b for b in safety if not math.isnan(row[f"ss:{b}"]))
+    row["_ss_set"] = tuple(b for b in present if is_reference(b)) or present
     ts = (avg + ss) / 2
     row.update(avg_cr=avg, ss=ss, ts=ts, bss=_num(summary.get("broad_safety_score")),
                bts=_num(summary.get("broad_trade_off_score")))
