@@ -12,6 +12,7 @@ is ``unfinished``: running or stopped, this cannot tell which.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,8 @@ def status_of(run_dir: Path, *, now: float | None = None) -> RunStatus:
     raw = meta.get("benchmarks")
     benches: dict[str, Any] = raw if isinstance(raw, dict) else {}
     total = sum(int(b.get("n", 0)) for b in benches.values() if isinstance(b, dict) and b.get("kind") != "capability")
-    command = meta.get("command") if isinstance(meta.get("command"), str) else None
     model, method = _name(meta.get("model")), _name(meta.get("method"))
+    command = resume_command(meta["command"], run_dir, method) if isinstance(meta.get("command"), str) else None
     try:
         generated, judged = len(load_samples(run_dir)), len(load_verdicts(run_dir))
     except HarnessError as e:
@@ -80,6 +81,28 @@ def status_of(run_dir: Path, *, now: float | None = None) -> RunStatus:
     state: State = ("running" if pid is not None else "finished" if (run_dir / RESULTS_FILE).is_file()
                     else "stopped" if PROC_LOCKS.is_file() else "unfinished")
     return RunStatus(run_dir, state, model, method, generated, judged, total, pid, idle, command)
+
+
+def resume_command(command: str, run_dir: Path, method: str) -> str:
+    """The run's recorded command, made to resume *this* directory.
+
+    A command given without ``--out`` wrote into a new timestamped folder; repeated as it was, it
+    would start another one and leave this run stopped for good. So ``--out`` is added: the
+    run's own directory, or for a run of several methods (``--method a,b``: one folder each
+    below a root) the root, which resumes every method and costs nothing for finished ones.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:  # a command recorded without quoting (before 0.2): leave it as it is
+        return command
+    if any(w == "--out" or w.startswith("--out=") for w in words):
+        return command
+    methods = next((w.split("=", 1)[1] for w in words if w.startswith("--method=")), None)
+    if methods is None and "--method" in words[:-1]:
+        methods = words[words.index("--method") + 1]
+    several = methods is not None and len([m for m in methods.split(",") if m.strip()]) > 1
+    root = run_dir.parent if several and run_dir.name == method else run_dir
+    return shlex.join([*words, "--out", str(root)])
 
 
 def describe_idle(seconds: float | None) -> str:

@@ -38,10 +38,32 @@ RECORD_FILES = ("samples.jsonl", "verdicts.jsonl", "capability.jsonl", "results.
 STAMP = "run"  # the field holding the identity prefix of the run that wrote a record
 
 
+def file_mode() -> int:
+    """The mode a new file gets from ``open``: 0666 less the umask.
+
+    Every file the harness writes follows this one rule. ``tempfile.mkstemp`` creates 0600
+    files whatever the umask, so an atomic write (temporary file, then rename) would leave
+    run.json and results.json private beside a group-readable samples.jsonl; the writers below
+    chmod their temporary file to this mode before the rename. The umask is read from
+    /proc where the system has it, because reading it with ``os.umask`` briefly sets it.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON via a temporary file and rename, so readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, file_mode())
         with writing(path), os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
             f.write("\n")
@@ -164,6 +186,7 @@ class JsonlLog:
         """Replace the file's content atomically."""
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
+            os.fchmod(fd, file_mode())
             with writing(self.path), os.fdopen(fd, "w", encoding="utf-8") as f:
                 for r in records:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")

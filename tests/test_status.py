@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -99,3 +100,26 @@ def test_without_a_lock_table_an_unfinished_run_is_not_called_stopped(tmp_path: 
 
 def test_idle_times_read_naturally() -> None:
     assert [describe_idle(s) for s in (None, 12, 600, 4 * 3600)] == ["-", "12 s", "10 min", "4.0 h"]
+
+
+@pytest.mark.parametrize("methods", ["none", "none,self-cd"])
+def test_the_resume_command_of_a_run_without_out_resumes_that_directory(
+        methods: str, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["harness", "run", "--model", str(tiny_model_dir), "--method", methods, "--benchmark", "demo",
+            "--limit", "2", "--judge", "strmatch", "--max-new-tokens", "8"]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert main(argv[1:]) == 0
+    [first] = [d for d in (tmp_path / "runs").iterdir()]
+    run_dir = first / "none" if "," in methods else first
+    (run_dir / "results.json").unlink()  # as if stopped before the end
+    (run_dir / "verdicts.jsonl").unlink()
+    command = status_of(run_dir).command
+    assert command is not None and command.startswith(shlex.join(argv))
+    words = shlex.split(command)
+    assert Path(words[words.index("--out") + 1]) == first  # several methods: their common root
+    capsys.readouterr()
+    assert main(words[1:]) == 0
+    assert [d for d in (tmp_path / "runs").iterdir()] == [first]  # no new timestamped folder
+    assert status_of(run_dir).state == "finished"

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from orbench_harness.errors import HarnessError
+from orbench_harness.hubcheck import ensure_decided
 from orbench_harness.types import ModelSpec
 
 
@@ -53,8 +54,12 @@ def hub_errors(spec: ModelSpec, source: str) -> Iterator[None]:
     """Turn an ``OSError`` from fetching a hub model into a ``HarnessError``.
 
     Local directories and converted GGUF files pass through untouched: an OSError there is a
-    broken file the traceback should show, not a hub problem.
+    broken file the traceback should show, not a hub problem. Before a hub id is fetched the
+    hub is probed once per process (``hubcheck``), so a machine without a network fails in
+    seconds instead of after a minute of retries.
     """
+    if not Path(source).exists():
+        ensure_decided()
     try:
         yield
     except OSError as e:

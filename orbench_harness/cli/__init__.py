@@ -20,13 +20,15 @@ from collections.abc import Callable, Sequence
 
 from orbench_harness import __version__
 from orbench_harness.cache import is_disk_error
-from orbench_harness.console import error
+from orbench_harness.cli.helpfmt import use_everywhere, walk
+from orbench_harness.console import NORMAL, QUIET, VERBOSE, error, set_verbosity
 from orbench_harness.errors import HarnessError
 from orbench_harness.plugins import get_plugin_manager
 
 COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.run",
     "orbench_harness.cli.listing",
+    "orbench_harness.cli.describe",
     "orbench_harness.cli.sweep",
     "orbench_harness.cli.grid",
     "orbench_harness.cli.export",
@@ -40,6 +42,7 @@ COMMANDS: tuple[str, ...] = (
     "orbench_harness.cli.new",
     "orbench_harness.cli.status",
     "orbench_harness.cli.doctor",
+    "orbench_harness.cli.data",
 )
 
 
@@ -63,14 +66,44 @@ def build_parser(*, with_plugins: bool = True) -> argparse.ArgumentParser:
         prog="harness", description="Evaluate over-refusal methods on shared benchmarks and judges."
     )
     parser.add_argument("--version", action="version", version=f"harness (orbench-harness) {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_global_flags(parser, default=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="run `harness COMMAND --help` for its options")
     sub.required = True
     for modname in COMMANDS:
         importlib.import_module(modname).add_parser(sub)
     if with_plugins:
         get_plugin_manager().hook.orbench_register_commands(subparsers=sub)
+    for _, command in walk(parser)[1:]:  # every subcommand, nested ones (data fetch) included
+        add_global_flags(command, default=argparse.SUPPRESS)
+    use_everywhere(parser)
     return parser
+
+
+# (flag, dest, help): the flags every subcommand accepts too, so `harness run ... --debug`
+# works as well as `harness --debug run ...`. Their dests are their own (`serve --verbose`
+# keeps its meaning, and a subcommand flag of the same name is left alone).
+GLOBAL_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--debug", "debug", "show tracebacks for user errors, and third-party warnings"),
+    ("--quiet", "global_quiet", "print only errors, warnings and results: no info or progress lines"),
+    ("--verbose", "global_verbose", "also print debug lines (the cache path, the hub check, ...)"),
+)
+
+
+def add_global_flags(parser: argparse.ArgumentParser, *, default: object) -> None:
+    """Add ``GLOBAL_FLAGS`` to ``parser``; a subcommand's copies default to ``SUPPRESS`` so
+    that they never overwrite what the same flag before the subcommand set."""
+    taken = {s for a in parser._actions for s in a.option_strings}
+    for flag, dest, text in GLOBAL_FLAGS:
+        if flag not in taken:
+            parser.add_argument(flag, dest=dest, action="store_true", default=default, help=text)
+
+
+def apply_verbosity(args: argparse.Namespace) -> None:
+    """Set the console's level from ``--quiet`` / ``--verbose`` (both at once is an error)."""
+    quiet, verbose = getattr(args, "global_quiet", False), getattr(args, "global_verbose", False)
+    if quiet and verbose:
+        raise HarnessError("--quiet and --verbose contradict each other; pass one")
+    set_verbosity(QUIET if quiet else VERBOSE if verbose else NORMAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
+        apply_verbosity(args)
         code: int = args.func(args)
         return code
     except HarnessError as e:

@@ -29,13 +29,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("align", help="safety-align a model (LoRA); builds model organisms",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=a.model, help="base model (alias, local dir, .gguf, hub id)")
-    p.add_argument("--recipe", default=a.recipe, choices=RECIPES)
+    p.add_argument("--recipe", default=a.recipe, choices=RECIPES, help="which training data recipe")
     p.add_argument("--out", type=Path, required=True, help="output directory (adapter/, recipe.json, ...)")
     p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
-    p.add_argument("--seed", type=int, default=t.seed)
-    p.add_argument("--epochs", type=int, default=t.epochs)
-    p.add_argument("--lr", type=float, default=t.lr)
-    p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument("--seed", type=int, default=t.seed, help="seed for data sampling and training")
+    p.add_argument("--epochs", type=int, default=t.epochs, help="training epochs")
+    p.add_argument("--lr", type=float, default=t.lr, help="learning rate")
+    p.add_argument("--batch-size", type=int, default=t.batch_size, help="training batch size")
     p.add_argument("--lora-r", type=int, help=f"LoRA rank (default {t.lora_r}; 1 with --readout)")
     p.add_argument("--lora-alpha", type=int, help=f"LoRA alpha (default {t.lora_alpha}; 1 with --readout)")
     p.add_argument("--target-modules", help="comma-separated module names (default "
@@ -64,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--answer-tokens", type=int, default=a.answer_tokens,
                    help="length of the base model's own answers (generated and trained on)")
     p.add_argument("--rewriter-model", help="trigger-aware: model that extracts triggers (default: --model)")
-    p.add_argument("--rewriter-backend", default=a.rewriter_backend)
+    p.add_argument("--rewriter-backend", default=a.rewriter_backend, help="backend of the trigger-extracting model")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when present)")
     p.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
     p.set_defaults(func=main)

@@ -90,8 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         description="List prompts refused in one run and complied with in the other, per "
         "benchmark. Texts are shown for benign prompts only; harmful prompts by id.",
     )
-    p.add_argument("run_a", type=Path, metavar="RUN_A")
-    p.add_argument("run_b", type=Path, metavar="RUN_B")
+    p.add_argument("run_a", type=Path, metavar="RUN_A", help="the first run directory")
+    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the second run directory")
     p.add_argument("--judge", help="compare this judge's verdicts (default: the runs' judge)")
     p.add_argument("--benchmark", "-b", action="append", default=[], help="only these benchmarks")
     p.add_argument("--limit", type=int, default=50, help="prompts listed per direction (default 50)")

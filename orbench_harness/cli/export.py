@@ -18,19 +18,19 @@ from orbench_harness.console import info
 from orbench_harness.errors import CapabilityError, HarnessError
 from orbench_harness.protocols import MethodContext, MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import artifact_dir, train_sampler
+from orbench_harness.resolution import artifact_dir, train_sampler
 from orbench_harness.spec import RunSpec, parse_kv
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``export``."""
     p = sub.add_parser("export", help="save a model with a weight-level method applied", description=__doc__)
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--method", default="none")
-    p.add_argument("--method-arg", action="append", metavar="KEY=VALUE")
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--model", default="smollm2-135m", help="alias, local dir or hub id")
+    p.add_argument("--method", default="none", help="method whose edited weights are exported")
+    p.add_argument("--method-arg", action="append", metavar="KEY=VALUE", help="method option (repeatable)")
+    p.add_argument("--data-dir", type=Path, help="local data directory (env ORBENCH_DATA_DIR)")
+    p.add_argument("--seed", type=int, default=0, help="seed the method trains with")
+    p.add_argument("--out", type=Path, required=True, help="directory to write the exported model into")
     p.set_defaults(func=main)
 
 

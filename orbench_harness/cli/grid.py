@@ -15,10 +15,10 @@ import argparse
 from pathlib import Path
 
 from orbench_harness.cli.run import add_run_arguments, fmt_rate, spec_from_args
-from orbench_harness.console import table
+from orbench_harness.console import print_json, table
 from orbench_harness.grid import cells, run_grid
 from orbench_harness.registry import Registry
-from orbench_harness.runner import resolve
+from orbench_harness.resolution import resolve
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,6 +44,10 @@ def main(args: argparse.Namespace) -> int:
     for cell in grid:  # every user error (names, options, data) surfaces here, before Ray starts
         resolve(cell.spec, reg)
     results = run_grid(grid, address=args.address, workers=args.workers)
+    if args.json:
+        print_json([{"model": res["model"], "method": res["method"], "run": str(cell.out), "summary": res["summary"]}
+                    for cell, res in zip(grid, results, strict=True)])
+        return 0
     rows = []
     for cell, res in zip(grid, results, strict=True):
         s = res["summary"]

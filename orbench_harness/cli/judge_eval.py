@@ -36,14 +36,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--judge", default="strmatch")
+    p.add_argument("--judge", default="strmatch", help="judge plugin to evaluate")
     p.add_argument("--judge-arg", action="append", metavar="KEY=VALUE", help="judge option (repeatable)")
     p.add_argument("--judge-model", help="shorthand for --judge-arg model=...")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--labels", nargs="+", type=Path, metavar="FILE.csv", help="human-labelled files")
     source.add_argument("--run", type=Path, metavar="RUN_DIR",
                         help="a finished run: its completions, its judge's verdicts as reference")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="items per judge call")
     p.add_argument("--json", action="store_true", help="print pooled metrics as JSON")
     p.set_defaults(func=main)
 

@@ -20,7 +20,7 @@ KINDS = ("methods", "judges", "benchmarks", "suites", "models", "backends", "rep
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``list``."""
     p = sub.add_parser("list", help="list registered components", description=__doc__)
-    p.add_argument("kind", choices=KINDS)
+    p.add_argument("kind", choices=KINDS, help="what to list")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--data-dir", help="for benchmarks: count items in this data directory")
     p.set_defaults(func=main)
@@ -41,12 +41,12 @@ def collect(kind: str, data_dir: str | None = None) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"name": e.name, "summary": e.summary, "aliases": list(e.aliases),
                                "plugin": e.plugin, **e.info}
         if kind == "benchmarks":
-            row.update(_bench_info(reg, e.name, data_dir))
+            row.update(bench_info(reg, e.name, data_dir))
         rows.append(row)
     return rows
 
 
-def _bench_info(reg: Any, name: str, data_dir: str | None) -> dict[str, Any]:
+def bench_info(reg: Any, name: str, data_dir: str | None) -> dict[str, Any]:
     """Kind, metric and size (when the data can be read) of one benchmark."""
     out: dict[str, Any] = {}
     try:

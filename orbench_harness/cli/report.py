@@ -20,6 +20,7 @@ from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import Reporter
 from orbench_harness.registry import Registry
 from orbench_harness.runs import RESULTS_FILE, RunRecord, find_run_dirs, load_run
+from orbench_harness.store import file_mode
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -77,6 +78,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would make the report private (store.file_mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)

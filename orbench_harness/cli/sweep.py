@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from orbench_harness.cli.run import add_run_arguments, fmt_rate, spec_from_args
-from orbench_harness.console import info, table
+from orbench_harness.console import info, print_json, table
 from orbench_harness.errors import HarnessError
 from orbench_harness.registry import Registry
-from orbench_harness.runner import resolve, run
+from orbench_harness.resolution import resolve
+from orbench_harness.runner import run
 from orbench_harness.spec import RunSpec
 
 
@@ -71,12 +72,17 @@ def main(args: argparse.Namespace) -> int:
     for spec in specs:  # a bad value in the last point must not surface after hours of the first
         resolve(spec, registry)
     rows: list[list[Any]] = []
+    points: list[dict[str, Any]] = []
     for i, (point, spec) in enumerate(zip(grid, specs, strict=True), start=1):
         out = point_dir(args.out, spec.method, point)
         info(f"[{i}/{len(grid)}] {spec.method} {point} -> {out}")
         res = run(spec, out)
         s = res["summary"]
+        points.append({"point": point, "run": str(out), "summary": s})
         rows.append([*point.values(), fmt_rate(s["avg_compliance_rate"]), fmt_rate(s["safety_score"]),
                      fmt_rate(s["trade_off_score"]), str(out)])
+    if args.json:
+        print_json(points)
+        return 0
     table(f"sweep: {base.method} on {base.model}", [*grid[0].keys(), "avg C.R", "S.S", "TS", "run"], rows)
     return 0

@@ -35,13 +35,22 @@ VERSION = 1  # bump when a code change alters what the method does
 
 @dataclass(frozen=True)
 class MyMethodConfig:
-    """Options (``--method-arg key=value``); the types convert the command-line strings."""
+    """Options (``--method-arg key=value``); the types convert the command-line strings.
 
-    layer: int = -1  # decoder block whose output is steered; -1: the middle block
-    alpha: float = 1.0  # multiple of the direction subtracted; 0 leaves the model as it is
-    harmful: str = "demo-harmful"  # benchmark whose train split gives the harmful prompts
-    benign: str = "demo-benign"  # ... and the benign ones (e.g. hexphi / ultrachat with --data-dir)
-    n_prompts: int = 16  # prompts taken from each train split
+    The string below each field is its meaning, which ``harness describe method my-method``
+    prints; end it with ``Paper: VALUE.`` to show the source paper's setting too.
+    """
+
+    layer: int = -1
+    """Decoder block whose output is steered; -1 is the middle block."""
+    alpha: float = 1.0
+    """Multiple of the direction that is subtracted; 0 leaves the model as it is."""
+    harmful: str = "demo-harmful"
+    """Benchmark whose train split gives the harmful prompts."""
+    benign: str = "demo-benign"
+    """Benchmark whose train split gives the benign prompts (ultrachat with --data-dir, say)."""
+    n_prompts: int = 16
+    """Prompts taken from each train split."""
 
 
 class MyMethod:
