@@ -23,7 +23,7 @@ from orbench_harness.methodkit.activations import (
 from orbench_harness.methodkit.pools import build_data
 from orbench_harness.protocols import MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import train_sampler
+from orbench_harness.resolution import train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import ModelSpec, Prompt
@@ -110,7 +110,7 @@ def test_hinge_shifts_only_queries_on_the_wrong_side_of_the_midpoint() -> None:
 
 def test_per_model_defaults_and_options_in_the_fingerprint() -> None:
     actor = create({}, method_env("llama-2-7b-chat"))
-    assert (actor.cfg.alpha, actor.cfg.layer) == (0.0015, "13")
+    assert (actor.cfg.alpha, actor.cfg.layer) == (0.0015, "12")  # the paper's hidden state 13
     assert create({"alpha": "0.01"}, method_env("llama-2-7b-chat")).cfg.alpha == 0.01
     # each organism has its own validated step: the read-out build takes half the plain one's
     plain, readout = (create({}, method_env(alias)) for alias in ("smollm2-135m-safety", "smollm2-135m-safety-readout"))

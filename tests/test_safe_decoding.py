@@ -13,7 +13,7 @@ from orbench_harness.backends.hf import HFModel
 from orbench_harness.errors import HarnessError
 from orbench_harness.protocols import MethodEnv, ScoringPolicy
 from orbench_harness.registry import Registry
-from orbench_harness.runner import train_sampler
+from orbench_harness.resolution import train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.testing import method_context, method_env
 from orbench_harness.types import Capability, GenParams, ModelSpec, Prompt

@@ -52,12 +52,12 @@ import itertools
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from orbench_harness.catalog import Register
 from orbench_harness.hookspecs import hookimpl
-from orbench_harness.methodargs import fingerprint, parse_config
+from orbench_harness.methodargs import ADDED_LATER, fingerprint, parse_config
 from orbench_harness.methodkit.activations import HFDelegate, require_hf
 from orbench_harness.methodkit.directions import (
     Hook,
@@ -105,15 +105,39 @@ class ScansConfig:
     """Every option of SCANS; all of it is part of the fingerprint."""
 
     alpha: float = 3.5
+    """Steering strength: -alpha v (safe query) or +alpha v (unsafe) is added to the steered blocks'
+    output. Paper: 3.5.
+    """
     alpha_mode: Literal["absolute", "relative"] = "absolute"
+    """absolute adds a vector of length alpha; relative scales alpha by the anchors' mean residual
+    norm at each layer. Paper: absolute.
+    """
     threshold: float = 0.75
+    """Mean cosine to the reference transition at which a query counts as unsafe. Paper: 0.75."""
     calibrate: bool = False
+    """Pick the threshold that best separates the training anchors instead of threshold."""
     layers: str = "auto"
+    """Steered layers: auto (10/32 to 20/32 of the depth), a-b or a,b,c. Paper: 10-19 on Llama-2-7B.
+    """
     cls_layers: str = "auto"
+    """Layers that classify a query: auto (10/32 of the depth to the last), a-b or a,b,c. Paper: 10
+    to the last on Llama-2-7B.
+    """
     n_anchors: int = 64
+    """Prompts in each anchor set (harmful and harmless) that give the steering vectors. Paper: 64.
+    """
     suffix: str = " Sure"
+    """Text appended after each harmful anchor to measure the unsafe transition. Paper: ' Sure'."""
     data: Literal["auto", "demo", "paper"] = "auto"
+    """Training prompts: paper draws the paper's pools from the benchmarks' train splits, demo uses
+    the shipped demo set, auto is paper when a data directory is given and demo otherwise.
+    """
     batch_size: int = 16
+    """Prompts per forward pass while the vectors are computed."""
+    harmful_anchors: str = field(default="harmful-train", metadata=ADDED_LATER)
+    """Benchmark whose train split gives the harmful anchors with data=paper (name@all: every row
+    of a set the run does not score). Source: AdvBench; ACTOR paper's runs: HEx-PHI.
+    """
 
     def __post_init__(self) -> None:
         for spec in (self.layers, self.cls_layers):
@@ -140,7 +164,7 @@ def build_anchors(cfg: ScansConfig, env: MethodEnv) -> Anchors:
     """``n_anchors`` of each class from benchmark train splits, drawn with the run's seed."""
     rng = random.Random(env.seed)
     mode = cfg.data if cfg.data != "auto" else ("paper" if env.data_dir else "demo")
-    names = ("demo-harmful", "demo-benign") if mode == "demo" else ("harmful-train", "truthfulqa")
+    names = ("demo-harmful", "demo-benign") if mode == "demo" else (cfg.harmful_anchors, "truthfulqa")
     pools = [env.train_samples(n) for n in names]
     picked = [p if cfg.n_anchors >= len(p) else rng.sample(p, cfg.n_anchors) for p in pools]
     return Anchors(tuple(picked[0]), tuple(picked[1]), names)

@@ -72,8 +72,13 @@ class SelfCDConfig:
     """Self-CD's options; all of them are part of the fingerprint."""
 
     ratio: float = 2.5
+    """Contrast strength: logits z_with - ratio (z_with - z_without). Paper: 2.5."""
     system_prompt: str = SAFETY_PROMPT
+    """Safety-stressing text of the second rendering (our wording by default)."""
     placement: Literal["auto", "system", "user"] = "auto"
+    """Where the safety text goes: system message, or in front of the first user message; auto uses
+    a system message where the chat template has one.
+    """
 
     def __post_init__(self) -> None:
         if not self.system_prompt.strip():

@@ -47,15 +47,15 @@ import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from orbench_harness.catalog import Register
 from orbench_harness.console import progress
 from orbench_harness.errors import HarnessError
 from orbench_harness.hookspecs import hookimpl
-from orbench_harness.methodargs import fingerprint, parse_config
-from orbench_harness.methodkit.activations import require_hf
+from orbench_harness.methodargs import ADDED_LATER, fingerprint, parse_config
+from orbench_harness.methodkit.activations import HFDelegate, require_hf
 from orbench_harness.methodkit.directions import (
     ablation_hooks,
     block_inputs,
@@ -70,8 +70,8 @@ from orbench_harness.methodkit.directions import (
     save_artifact,
     split_pool,
 )
-from orbench_harness.protocols import MethodContext, MethodEnv, ModelHandle, Policy
-from orbench_harness.types import Capability, Sample
+from orbench_harness.protocols import MethodContext, MethodEnv, ModelHandle, OnBatch, Policy
+from orbench_harness.types import Capability, Completion, GenParams, Prompt, Sample
 
 if TYPE_CHECKING:
     import torch
@@ -88,22 +88,58 @@ class SurgicalConfig:
     """Every option of Surgical; all of it is part of the fingerprint."""
 
     mode: Literal["hooks", "weights"] = "hooks"
+    """hooks ablates the direction with forward hooks; weights orthogonalises the weights (restored
+    on exit). The two agree at ablation_coeff 1.
+    """
     ortho_lambda: float = 1.0
+    """How much of the true-refusal direction is projected out of the false-refusal one. Paper: 1.0.
+    """
     ablation_coeff: float = 1.0
+    """Coefficient c of the ablation x - c (x.d) d. Paper: 1.0."""
     kl_threshold: float = 0.2
+    """Largest KL divergence on harmless validation prompts a kept candidate may cause. Paper: 0.2.
+    """
     prune_layers: float = 0.2
+    """Fraction of the last layers never considered. Paper: 0.2."""
     n_train: int = 128
+    """Training prompts per class. Paper: 128."""
     n_val: int = 32
+    """Validation prompts per class. Paper: 32."""
     seed: int = 1
+    """Seed of the train/validation draw. Paper: 1."""
     filter: Literal["auto", "on", "off"] = "auto"
+    """Keep only training prompts whose refusal score agrees with their class: on, off, or auto (on
+    unless a class would keep fewer than min_filtered). Paper: on.
+    """
     min_filtered: int = 8
+    """Fewest prompts a class may keep after filtering under filter=auto."""
     refusal_phrases: str = "I'm sorry|I cannot|I can't|Sorry|I apologize"
+    """Phrases whose first tokens count as refusal tokens for the refusal score, |-separated."""
     pseudo_sources: str = "auto"
+    """Benchmarks whose train splits give the pseudo-harmful prompts, comma-separated; auto is OR-
+    Bench-Hard's. Paper: OR-Bench-Hard.
+    """
     data: Literal["auto", "demo", "paper"] = "auto"
+    """Training prompts: paper draws the paper's pools from the benchmarks' train splits, demo uses
+    the shipped demo set, auto is paper when a data directory is given and demo otherwise.
+    """
     layer: str = "auto"
+    """Layer of the direction: auto selects it on the validation prompts, an integer forces it."""
     position: str = "auto"
+    """Post-instruction position of the direction: auto selects it, an integer (negative from the
+    end) forces it.
+    """
     full_table: bool = False
+    """Score every candidate and compute every KL check instead of stopping at the best one within
+    bound.
+    """
     batch_size: int = 32
+    """Prompts per forward pass while candidates are computed and scored."""
+    prompt_suffix: str = field(default="", metadata=ADDED_LATER)
+    """Text after the rendered prompt, in training and in use: the release renders Llama-2 as
+    '[INST] q [/INST] ' with a trailing space (' '), which adds a token to the end-of-instruction
+    positions and changes what the first answer token is.
+    """
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_val < 1 or self.batch_size < 1:
@@ -205,10 +241,11 @@ class Surgical:
             return {"direction": cached[0]["direction"], "meta": cached[1]}
         cfg, bs = self.cfg, self.cfg.batch_size
         refusal_ids = refusal_token_ids(hf, cfg.refusal_phrases.split("|"))
-        enc = {k: {g: [hf.encode_prompt(s.as_prompt()) for s in split[g]] for g in GROUPS}
+        suffixed = Suffixed(hf, cfg.prompt_suffix)
+        enc = {k: {g: [suffixed.encode_prompt(s.as_prompt()) for s in split[g]] for g in GROUPS}
                for k, split in (("train", self.data.train), ("val", self.data.val))}
         train, filtering = self.filter_train(hf, enc["train"], refusal_ids)
-        k = eoi_length(hf)
+        k = eoi_length(hf) + suffixed.extra_tokens()
         positions = list(range(-k, 0))
         means = {g: block_inputs(hf, train[g], positions, bs).mean(0) for g in GROUPS}  # [L, P, d]
         r = means["harmful"] - means["harmless"]
@@ -304,7 +341,38 @@ class Surgical:
         """The model with the direction ablated (hooks or weights); restored on exit."""
         hf = require_hf(model, self.name)
         with self.ablated(hf, artifact["direction"]):
-            yield hf
+            yield Suffixed(hf, self.cfg.prompt_suffix) if self.cfg.prompt_suffix else hf
+
+
+class Suffixed(HFDelegate):
+    """The model with ``suffix`` after every rendered prompt (``prompt_suffix``)."""
+
+    def __init__(self, hf: HFModel, suffix: str) -> None:
+        self.hf = hf
+        self.suffix = suffix
+
+    def render(self, prompt: Prompt) -> str:
+        """The chat template's rendering plus the suffix."""
+        return self.hf.render(prompt) + self.suffix
+
+    def encode_prompt(self, prompt: Prompt) -> list[int]:
+        """Rendered (with the suffix) and tokenised."""
+        return self.hf.encode(self.render(prompt))
+
+    def extra_tokens(self) -> int:
+        """How many tokens the suffix adds at the end of a prompt, tokenised in context."""
+        probe = Prompt.user("Hi")
+        return len(self.encode_prompt(probe)) - len(self.hf.encode_prompt(probe))
+
+    def generate(self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 8,
+                 on_batch: OnBatch | None = None) -> list[Completion]:
+        """Generation from the suffixed prompts."""
+        return self.hf.generate_ids([self.encode_prompt(p) for p in prompts], params, batch_size=batch_size,
+                                    on_batch=on_batch)
+
+    def token_logprobs(self, sequences: Sequence[Sequence[int]], batch_size: int = 8) -> list[list[float]]:
+        """The wrapped model's scores (sequences come tokenised from ``render``)."""
+        return self.hf.token_logprobs(sequences, batch_size=batch_size)
 
 
 def create(args: Mapping[str, str], env: MethodEnv) -> Surgical:

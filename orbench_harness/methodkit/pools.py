@@ -37,6 +37,8 @@ class PoolOptions(Protocol):
     def pseudo_sources(self) -> str: ...
     @property
     def harmful_pool(self) -> str: ...
+    @property
+    def benign_classes(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class Pools:
     n_anchors: int = 64
     pseudo_sources: str = "xstest,scope,orbench-hard,phtest"
     harmful_pool: str = "hexphi"
+    benign_classes: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +76,24 @@ def _take(samples: list[Sample], n: int, rng: random.Random) -> list[Sample]:
     return samples if n >= len(samples) else rng.sample(samples, n)
 
 
-def build_data(cfg: PoolOptions, env: MethodEnv) -> TrainData:
-    """Assemble the training pools from benchmark train splits (seeded)."""
+def benign_pool(samples: list[Sample], classes: str) -> list[Sample]:
+    """UltraChat questions of the named classes (``a|b|c``; empty: every class). The paper
+    draws 30 from each of 7 topic categories; the seven 30-question classes of UltraChat's
+    labelled file are such a set (``docs/paper-setup.md``)."""
+    wanted = [c.strip() for c in classes.split("|") if c.strip()]
+    if not wanted:
+        return samples
+    found = {str(s.meta.get("class", "")) for s in samples}
+    unknown = [c for c in wanted if c not in found]
+    if unknown:
+        raise HarnessError(f"benign_classes: no UltraChat class {', '.join(map(repr, unknown))} "
+                           f"(classes: {', '.join(sorted(found))})")
+    return [s for s in samples if str(s.meta.get("class", "")) in wanted]
+
+
+def build_data(cfg: PoolOptions, env: MethodEnv, method: str = "actor") -> TrainData:
+    """Assemble the training pools from benchmark train splits (seeded); ``method`` names the
+    caller in warnings (ACTOR and SFT share these pools)."""
     rng = random.Random(env.seed)
     mode = cfg.data if cfg.data != "auto" else ("paper" if env.data_dir else "demo")
     if mode == "demo":
@@ -85,7 +104,7 @@ def build_data(cfg: PoolOptions, env: MethodEnv) -> TrainData:
         h_anchor, b_anchor = harmful, benign
     else:
         harmful = env.train_samples(cfg.harmful_pool)
-        benign = env.train_samples("ultrachat")
+        benign = benign_pool(env.train_samples("ultrachat"), cfg.benign_classes)
         pseudo, sources = [], [cfg.harmful_pool, "ultrachat"]
         names = [n.strip() for n in cfg.pseudo_sources.split(",") if n.strip()]
         per = max(1, cfg.n_pseudo // max(1, len(names)))
@@ -93,7 +112,7 @@ def build_data(cfg: PoolOptions, env: MethodEnv) -> TrainData:
             try:
                 pool = env.train_samples(name)
             except HarnessError as e:
-                warn(f"actor: pseudo-harmful pool {name!r} unavailable ({e}); training without it")
+                warn(f"{method}: pseudo-harmful pool {name!r} unavailable ({e}); training without it")
                 continue
             pseudo += _take(pool, per, rng)
             sources.append(name)

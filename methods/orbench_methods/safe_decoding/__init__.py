@@ -32,6 +32,9 @@ Deviations, and why:
   PEFT with per-row adapter names. Batched over prompts (the released code runs one at a time).
 - With ``temperature > 0`` the first ``m`` tokens are sampled top-p from the mixed set (as the
   released code does) and the rest from the base model with temperature and top-p.
+- ``expert_adapter=DIR`` uses a ready expert (the release ships one for Llama-2 in
+  ``lora_modules/llama2``) instead of building one; nothing is sampled or trained then, and the
+  adapter's weights are hashed into the fingerprint.
 - Scoring (MMLU, perplexity) uses the base model: SafeDecoding only changes the first ``m``
   tokens of a *generated* answer, and its set-restricted mixture gives no probability to tokens
   outside the common set, so it defines no likelihood for a given text.
@@ -44,9 +47,11 @@ import json
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orbench_harness.catalog import Register
+from orbench_harness.errors import HarnessError
 from orbench_harness.hookspecs import hookimpl
 from orbench_harness.methodargs import fingerprint, parse_config
 from orbench_harness.methodkit.activations import HFDelegate, require_hf
@@ -198,15 +203,21 @@ class SafeDecoding:
         self.cfg = cfg
         self.seeds = seeds
         self.seed = seed
+        self.given = given_expert(cfg.expert_adapter) if cfg.expert_adapter else None
 
     def fingerprint(self) -> str:
-        """Config + seed prompts + run seed (it drives sampling and LoRA init) + version."""
+        """Config + seed prompts + run seed (it drives sampling and LoRA init) + version (+ a
+        given expert's weights hash)."""
         digest = hashlib.sha256(json.dumps([[s.id, s.prompt] for s in self.seeds]).encode()).hexdigest()
-        return fingerprint(self.name, VERSION, self.cfg, data=digest, seed=self.seed)
+        extra = {"expert": self.given["meta"]["sha256"]} if self.given else {}
+        return fingerprint(self.name, VERSION, self.cfg, data=digest, seed=self.seed, **extra)
 
     def prepare(self, model: ModelHandle, ctx: MethodContext) -> dict[str, Any]:
         """The expert adapter from ``ctx.artifact_dir``, built (refusals, then SFT) if absent."""
         hf = require_hf(model, self.name)
+        if self.given is not None:
+            ctx.log(f"safe-decoding: expert adapter given ({self.cfg.expert_adapter})")
+            return self.given
         return cached_or_computed(ctx.artifact_dir, load_expert,
                                   lambda: build_expert(hf, self.cfg, self.seeds, self.seed, ctx), log=ctx.log,
                                   found="safe-decoding: expert adapter")
@@ -226,6 +237,17 @@ class SafeDecoding:
             peft_model.unload()
             for n, p in hf.model.named_parameters():
                 p.requires_grad_(flags.get(n, p.requires_grad))
+
+
+def given_expert(path: str) -> dict[str, Any]:
+    """A ready expert adapter directory as an artifact, identified by its weights' sha256."""
+    root = Path(path).expanduser()
+    weights = [root / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (root / n).is_file()]
+    if not (root / "adapter_config.json").is_file() or not weights:
+        raise HarnessError(f"safe-decoding: expert_adapter {path} is not a PEFT adapter directory "
+                           "(adapter_config.json and adapter_model.safetensors or .bin expected)")
+    sha = hashlib.sha256(weights[0].read_bytes()).hexdigest()
+    return {"path": root.resolve(), "meta": {"source": "given", "path": str(root.resolve()), "sha256": sha}}
 
 
 def create(args: Mapping[str, str], env: MethodEnv) -> SafeDecoding:

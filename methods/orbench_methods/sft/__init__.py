@@ -23,8 +23,11 @@ Choices where the paper is silent, and deviations (all options are in the finger
   hf backend; for a model without one this is the model itself. ``self`` -- the model itself.
   ``openai`` -- any OpenAI-compatible endpoint (``reference_model=``, ``reference_base_url=``,
   key from the variable named by ``reference_api_key_env``), the paper's setting with GPT-4o.
+  ``file`` -- answers written earlier (``reference_file=``; ``references.py``), e.g. GPT-4o's
+  once, reused across runs and machines; its sha256 is in the fingerprint, and a prompt it
+  lacks stops the run. ``save_references=PATH`` writes whatever source answered to such a file.
   ``auto`` (default): ``base`` for a model with an adapter, ``openai`` when
-  ``reference_model`` is set, else ``self``.
+  ``reference_model`` is set, ``file`` when ``reference_file`` is, else ``self``.
   Answers are greedy, at most ``answer_tokens`` tokens (128; GPT-4o's answers are longer), and
   cached in the artifact directory as they are produced.
 - ``drop_refusals=true`` (default) leaves out benign/pseudo-harmful examples whose reference
@@ -47,6 +50,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 from orbench_harness.alignment.data import AnswerCache, Example, encode
@@ -63,17 +67,20 @@ from orbench_harness.methodkit.pools import TrainData, build_data
 from orbench_harness.protocols import Judge, MethodContext, MethodEnv, ModelHandle, Policy
 from orbench_harness.registry import Registry
 from orbench_harness.types import Capability, Completion, GenParams, JudgeItem, ModelSpec, Prompt
+from orbench_methods.sft import references
 from orbench_methods.sft.config import SftConfig
 from orbench_methods.sft.training import load_artifact, merged_state, train
 
 VERSION = 1
-Reference = Literal["base", "self", "openai"]
+Reference = Literal["base", "self", "openai", "file"]
 
 
 def resolve_reference(cfg: SftConfig, model: ModelSpec) -> Reference:
     """``auto`` -> base for a model with an adapter, openai with a reference model, else self."""
     if cfg.reference != "auto":
         return cfg.reference
+    if cfg.reference_file:
+        return "file"
     if model.adapter:
         return "base"
     return "openai" if cfg.reference_model else "self"
@@ -98,11 +105,14 @@ class Sft:
         self.seed = seed
         self.reference = reference
         self.model = model
+        self.ref_file = references.load(Path(cfg.reference_file)) if reference == "file" else None
 
     def reference_key(self) -> dict[str, Any]:
         """What identifies the source of the reference answers (part of the fingerprint)."""
         if self.reference == "openai":
             return {"kind": "openai", "model": self.cfg.reference_model, "base_url": self.cfg.reference_base_url}
+        if self.ref_file is not None:
+            return {"kind": "file", "sha256": self.ref_file.sha256}
         if self.reference == "base" and self.model is not None and self.model.adapter:
             return {"kind": "base", "model": base_spec(self.model).key}
         return {"kind": self.reference}
@@ -129,6 +139,9 @@ class Sft:
         t0 = time.perf_counter()
         helpful = [s for s, sign in zip(self.data.queries, self.data.signs, strict=True) if sign < 0]
         answers = self.reference_answers(hf, [s.prompt for s in helpful], ctx)
+        if self.cfg.save_references and self.ref_file is None:
+            digest = references.save(Path(self.cfg.save_references), answers, self.provenance(hf))
+            ctx.log(f"sft: reference answers written to {self.cfg.save_references} (sha256 {digest[:16]})")
         ref_seconds = time.perf_counter() - t0
         examples: list[Example] = []
         # XSTest's prefix rule decides which reference answers are refusals; the method asks the
@@ -156,8 +169,19 @@ class Sft:
                 "sources": list(self.data.sources)}
         return [encode(hf, e, self.cfg.answer_tokens) for e in examples], info
 
+    def provenance(self, hf: HFModel) -> dict[str, Any]:
+        """Where the reference answers came from, for a saved reference file."""
+        source = self.reference_key()
+        if source["kind"] in ("self", "base"):
+            source = {**source, "model": hf.spec.key if source["kind"] == "self" or not hf.spec.adapter
+                      else base_spec(hf.spec).key}
+        return {"source": source, "answer_tokens": self.cfg.answer_tokens, "greedy": True,
+                "seed": self.seed, "prompts": self.data.digest()}
+
     def reference_answers(self, hf: HFModel, prompts: list[str], ctx: MethodContext) -> dict[str, tuple[str, bool]]:
         """``prompt -> (answer, complete)`` from the configured source, cached in the artifact dir."""
+        if self.ref_file is not None:
+            return self.ref_file.lookup(prompts)
         key = json.dumps(self.reference_key(), sort_keys=True, default=str)
         if self.reference == "self" or (self.reference == "base" and not hf.spec.adapter):
             key = json.dumps({"kind": "self", "model": hf.spec.key}, sort_keys=True, default=str)
@@ -210,7 +234,7 @@ class OpenAIReference:
 def create(args: Mapping[str, str], env: MethodEnv) -> Sft:
     """Factory: ``--method-arg reference=base lora=true lr=1e-3 ...``."""
     cfg = parse_config(SftConfig, args, method="sft")
-    return Sft(cfg, build_data(cfg.pools(), env), env.seed, resolve_reference(cfg, env.model), env.model)
+    return Sft(cfg, build_data(cfg.pools(), env, "sft"), env.seed, resolve_reference(cfg, env.model), env.model)
 
 
 @hookimpl
