@@ -11,6 +11,11 @@ saying what kept failing. Client errors that a retry cannot fix (401, 403, 404, 
 and a refused connection (nothing listens on that port) fail at once. We read the raw body
 ourselves, so an endpoint that answers 200 with broken JSON or no choices is a retryable fault
 rather than a crash deep in a parser.
+
+Two callers share it: the ``llm`` judge and the ``openai`` backend (a served model being
+scored). The backend also needs what the judge ignores (finish reason, token counts, the
+``system_fingerprint``), a requests-per-minute cap shared by its worker threads, and its own
+error type and wording, so those are parameters rather than a second client.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from orbench_harness.console import warn
-from orbench_harness.errors import JudgeUnavailable
+from orbench_harness.errors import HarnessError, JudgeUnavailable
+
+T = TypeVar("T")
 
 # 501 Not Implemented and 505 HTTP Version Not Supported say the server never will
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | (frozenset(range(500, 600)) - {501, 505})
@@ -33,6 +40,41 @@ RETRYABLE_STATUS = frozenset({408, 409, 429}) | (frozenset(range(500, 600)) - {5
 
 class MalformedResponse(Exception):
     """The endpoint answered 2xx with a body that is not a usable chat completion."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """One chat completion as the endpoint reported it (the fields a scored model needs)."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    system_fingerprint: str | None = None
+    model: str | None = None
+
+
+class RateLimit:
+    """At most ``per_minute`` request starts a minute, shared by every thread of one client:
+    starts are spaced ``60 / per_minute`` seconds apart (a steady pace rather than bursts, which
+    is what a provider's per-minute quota tolerates best). ``None`` or 0 means no cap."""
+
+    def __init__(self, per_minute: float | None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Block until this caller's turn to start a request."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self._sleep(start - now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +179,12 @@ def _error_detail(exc: Any) -> str:
 
 def parse_chat_body(text: str) -> str:
     """The first choice's message content; MalformedResponse if the body is not one."""
+    return parse_chat_reply(text).text
+
+
+def parse_chat_reply(text: str) -> ChatReply:
+    """The first choice with its finish reason, usage and fingerprint; MalformedResponse if the
+    body is not a chat completion."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
@@ -152,10 +200,26 @@ def parse_chat_body(text: str) -> str:
         raise MalformedResponse("choice has no message")
     content = message.get("content")
     if content is None:
-        return ""
+        content = ""
     if not isinstance(content, str):
         raise MalformedResponse("message content is not a string")
-    return content
+    usage: dict[str, Any] = obj["usage"] if isinstance(obj.get("usage"), dict) else {}
+    return ChatReply(
+        text=content,
+        finish_reason=_str_or_none(first.get("finish_reason")),
+        prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
+        completion_tokens=_int_or_none(usage.get("completion_tokens")),
+        system_fingerprint=_str_or_none(obj.get("system_fingerprint")),
+        model=_str_or_none(obj.get("model")),
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ChatClient:
@@ -176,7 +240,12 @@ class ChatClient:
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
         notify: Callable[[str], None] = warn,
+        rate_limit: RateLimit | None = None,
+        unavailable: type[HarnessError] = JudgeUnavailable,
+        owner: str = "the judge's",
     ) -> None:
+        """``rate_limit`` paces every attempt; ``unavailable`` is the error raised when an
+        endpoint cannot be used, and ``owner`` names whose ``max_wait`` ran out in it."""
         import openai
 
         self.model = model
@@ -187,6 +256,9 @@ class ChatClient:
         self._notify = notify
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._rate = rate_limit or RateLimit(None)
+        self._unavailable = unavailable
+        self._owner = owner
         self._client = openai.OpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0
         )
@@ -197,13 +269,14 @@ class ChatClient:
         """The endpoint, for messages."""
         return str(self._client.base_url).rstrip("/")
 
-    def _with_retries(self, what: str, call: Callable[[float], str]) -> str:
+    def _with_retries(self, what: str, call: Callable[[float], T]) -> T:
         """``call(timeout)`` until it succeeds, a failure cannot be retried, or the policy's
         retries or ``max_wait`` run out; each retry is announced with its reason."""
         policy = self.policy
         deadline = time.monotonic() + policy.max_wait
         last: Failure | None = None
         for attempt in range(policy.max_retries + 1):
+            self._rate.wait()
             with self._lock:
                 self.attempts += 1
             try:
@@ -211,7 +284,7 @@ class ChatClient:
             except Exception as exc:  # classified below; non-retryable ones are re-raised
                 last = classify_failure(exc)
                 if not last.retryable:
-                    raise JudgeUnavailable(
+                    raise self._unavailable(
                         f"{what} at {self.where} failed: {last.reason}"
                     ) from exc
             if attempt == policy.max_retries:
@@ -219,15 +292,15 @@ class ChatClient:
             with self._lock:
                 wait = policy.delay(attempt, last.retry_after, self._rng)
             if time.monotonic() + wait >= deadline:
-                raise JudgeUnavailable(
-                    f"{what} at {self.where} failed for {policy.max_wait:g}s ({attempt + 1} attempts; the "
-                    f"judge's max_wait); last error: {last.reason}"
+                raise self._unavailable(
+                    f"{what} at {self.where} failed for {policy.max_wait:g}s ({attempt + 1} attempts; "
+                    f"{self._owner} max_wait); last error: {last.reason}"
                 )
             self._notify(f"{what} at {self.where}: {last.reason}; retrying in {wait:.1f}s "
                          f"(retry {attempt + 1} of {policy.max_retries}, {policy.max_wait:g}s at most in all)")
             self._sleep(wait)
         assert last is not None
-        raise JudgeUnavailable(
+        raise self._unavailable(
             f"{what} at {self.where} failed after {policy.max_retries + 1} attempts "
             f"({policy.max_retries} retries); last error: {last.reason}"
         )
@@ -250,17 +323,81 @@ class ChatClient:
 
         return self._with_retries(f"chat completion with model {self.model!r}", call)
 
+    def chat(self, messages: Sequence[Mapping[str, str]], *, max_tokens: int, temperature: float = 0.0,
+             top_p: float = 1.0, seed: int | None = None, extra: Mapping[str, Any] | None = None) -> ChatReply:
+        """One chat request with everything the endpoint reported about it. ``seed`` is sent
+        as the API's ``seed`` (servers that ignore it are deterministic at temperature 0
+        anyway); ``extra`` goes into the request body as given."""
+
+        optional: dict[str, Any] = {"seed": seed} if seed is not None else {}
+        if extra:
+            optional["extra_body"] = dict(extra)
+
+        def call(timeout: float) -> ChatReply:
+            raw = self._client.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=[dict(m) for m in messages],  # type: ignore[misc]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                timeout=timeout,
+                **optional,
+            )
+            return parse_chat_reply(raw.text)
+
+        return self._with_retries(f"chat completion with model {self.model!r}", call)
+
+    def next_token_logprobs(self, text: str, top: int, force: Sequence[str] = ()) -> dict[str, float] | None:
+        """The ``top`` likeliest next tokens after raw ``text`` with their log-probabilities,
+        from a legacy completions request (one token, ``logprobs=top``; vLLM and llama.cpp
+        answer it, chat-only providers do not, and that error is the caller's to read). None
+        when the answer has no ``logprobs`` at all (the server does not give them); an empty
+        dict when it has them for no token (llama.cpp stopped at once: the end of text was the
+        likeliest next token, and a stop token's alternatives are not reported). ``force``
+        biases the generated token towards those strings (llama.cpp's ``logit_bias_type:
+        tokens``), which makes llama.cpp report the alternatives; the log-probabilities it
+        reports are the model's own, before the bias."""
+        extra: dict[str, Any] = {}
+        if force:
+            extra["extra_body"] = {"logit_bias": {t: 100 for t in force}, "logit_bias_type": "tokens"}
+
+        def call(timeout: float) -> dict[str, float] | None:
+            raw = self._client.completions.with_raw_response.create(
+                model=self.model, prompt=text, max_tokens=1, logprobs=top, temperature=0.0, timeout=timeout, **extra)
+            try:
+                first = json.loads(raw.text)["choices"][0]
+            except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
+                raise MalformedResponse(f"not a completion ({type(e).__name__}: {e})") from None
+            lp = first.get("logprobs") if isinstance(first, dict) else None
+            tops = lp.get("top_logprobs") if isinstance(lp, dict) else None
+            if not isinstance(tops, list):
+                return None
+            if not tops or not isinstance(tops[0], dict):
+                return {}
+            try:
+                return {str(k): float(v) for k, v in tops[0].items()}
+            except (TypeError, ValueError):
+                return None
+
+        return self._with_retries(f"next-token log-probabilities from model {self.model!r}", call)
+
     def list_models(self) -> list[str]:
         """Model ids the endpoint serves (GET /models), with the same retry policy."""
+        return [str(m["id"]) for m in self.model_entries()]
 
-        def call(timeout: float) -> str:
+    def model_entries(self) -> list[dict[str, Any]]:
+        """The endpoint's model list as it sent it (``id`` always; ``owned_by``, vLLM's
+        ``root`` and others when given), with the same retry policy."""
+
+        def call(timeout: float) -> list[dict[str, Any]]:
             raw = self._client.models.with_raw_response.list(timeout=timeout)
             try:
                 obj = json.loads(raw.text)
-                ids = [str(m["id"]) for m in obj["data"]]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                entries = [dict(m) for m in obj["data"]]
+                for m in entries:
+                    m["id"] = str(m["id"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise MalformedResponse(f"model list unreadable ({e})") from None
-            return "\n".join(ids)
+            return entries
 
-        text = self._with_retries("listing models", call)
-        return text.split("\n") if text else []
+        return self._with_retries("listing models", call)

@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "orbench_methods.safe_decoding",
     "orbench_methods.sft",
     "orbench_methods.dro",
+    "orbench_methods.safety_reminder",
     # judges
     "orbench_judges.strmatch",
     "orbench_judges.keywords",

@@ -40,12 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from orbench_benchmarks import mmlu_served as served
 from orbench_harness.benchkit import HubSource, hub_rows, rows_sha256
 from orbench_harness.catalog import Register
 from orbench_harness.data import DataSource, data_file, read_csv
 from orbench_harness.errors import DataError
 from orbench_harness.hookspecs import hookimpl
-from orbench_harness.protocols import EvalContext, ScoringPolicy, Split
+from orbench_harness.protocols import EvalContext, Policy, ScoringPolicy, Split
 from orbench_harness.types import BenchmarkKind, DataFile, Prompt, Sample
 
 HUB_ID = "cais/mmlu"
@@ -322,12 +323,33 @@ class MMLU:
             ctx.progress(done, len(questions))
         return [v for v in out if v is not None]
 
+    # a served model (no tokens, no logits) is scored too, by ``mmlu_served``'s protocols
+    scores_served = True
+
     def evaluate(self, policy: ScoringPolicy, ctx: EvalContext) -> dict[str, Any]:
         """Accuracy (percent) overall and per category, plus ``n``."""
         questions = self.questions(ctx.limit, ctx.seed)
+        if not isinstance(policy, ScoringPolicy):
+            return self.evaluate_served(policy, questions, ctx)
         scores = self.score(policy, questions, ctx)
         outcomes = [(q.subject, _argmax(s) == q.answer) for q, s in zip(questions, scores, strict=True)]
         return accuracy_metrics(outcomes)
+
+
+    def evaluate_served(self, policy: Policy, questions: Sequence[Question], ctx: EvalContext) -> dict[str, Any]:
+        """Accuracy of a served model, with the protocol that measured it (``mmlu_served``)."""
+        texts = [self.prompt_text(q) for q in questions]
+        variant = f"{self.shots}shot/raw/{FORMAT_VERSION}"
+        keys = [f"{q.id}/{variant}/{_digest(t, ())}" for q, t in zip(questions, texts, strict=True)]
+        picks, protocol, why = served.predict(policy, texts, keys, ctx)
+        out = accuracy_metrics([(q.subject, p == q.answer) for q, p in zip(questions, picks, strict=True)])
+        out["protocol"] = protocol
+        if protocol == "generated-letter":
+            out["unparsed"] = sum(p is None for p in picks)
+            out["protocol_reason"] = why
+        else:
+            out["no_letter"] = sum(p is None for p in picks)
+        return out
 
 
 def _argmax(xs: Sequence[float]) -> int:
