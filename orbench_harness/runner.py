@@ -10,165 +10,36 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from orbench_harness import console
 from orbench_harness.cache import Cache, PrefixedKV, cache_key
-from orbench_harness.data import DataSource
-from orbench_harness.errors import CapabilityError, HarnessError
+from orbench_harness.errors import HarnessError
 from orbench_harness.events import RunEnd, RunStart, SampleJudged
+from orbench_harness.finished import repeat_finished
 from orbench_harness.metrics import rate_stats, summarize
 from orbench_harness.paths import cache_dir
 from orbench_harness.protocols import (
-    Backend,
-    Benchmark,
     CapabilityBenchmark,
     EvalContext,
-    Judge,
-    Method,
-    MethodContext,
-    MethodEnv,
-    ModelHandle,
-    Policy,
     ScoringPolicy,
-    Split,
 )
 from orbench_harness.registry import Registry
+from orbench_harness.resolution import LazyPolicy, Resolved, describe, resolve, train_sampler
 from orbench_harness.spec import RunSpec, command_line, git_sha, identity, package_versions
 from orbench_harness.store import JsonlLog, RunStore
-from orbench_harness.types import GenParams, JudgeItem, Label, ModelSpec, Prompt, Sample
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """A spec with every name resolved to a component (done before any work)."""
-
-    spec: RunSpec
-    model: ModelSpec
-    method: Method
-    judge: Judge
-    backend: Backend
-    benchmarks: dict[str, Benchmark]
-    samples: dict[str, list[Sample]]
-
-
-def resolve(spec: RunSpec, registry: Registry) -> Resolved:
-    """Resolve names and load samples; every user error surfaces here, before any work."""
-    model = registry.resolve_model(spec.model)
-    # both are part of the model's cache key: generations with another template or precision never mix
-    model = replace(model, chat_template=spec.chat_template or model.chat_template, dtype=spec.dtype or model.dtype)
-    backend: Backend = registry.create("backends", spec.backend, dict(spec.backend_args))
-    model = concrete(backend, model)
-    env = MethodEnv(model=model, seed=spec.seed, train_samples=train_sampler(registry, spec), data_dir=spec.data_dir)
-    method: Method = registry.create("methods", spec.method, dict(spec.method_args), env)
-    judge: Judge = registry.create("judges", spec.judge, dict(spec.judge_args))
-    missing = set(method.requires) - set(backend.capabilities)
-    if missing:
-        able = [
-            e.name for e in registry.backends()
-            if {c.value for c in missing} <= set(e.info.get("capabilities", ()))
-        ]
-        need = ", ".join(sorted(c.value for c in missing))
-        export = (f", or `harness export --method {method.name}` and run the exported directory with --method none"
-                  if getattr(method, "exportable", False) else "")
-        raise CapabilityError(
-            f"method {method.name!r} needs {need}, which backend {backend.name!r} lacks; "
-            f"use --backend {' or '.join(able) if able else '(none installed has it)'}{export}"
-        )
-    names = registry.expand_benchmarks(spec.benchmarks)
-    source = DataSource(spec.data_dir)
-    benches: dict[str, Benchmark] = {}
-    samples: dict[str, list[Sample]] = {}
-    for name in names:
-        bench: Benchmark = registry.create("benchmarks", name, source)
-        benches[name] = bench
-        limit = min([c for c in (spec.limit, registry.suite_cap(spec.benchmarks, name)) if c is not None],
-                    default=None)
-        if isinstance(bench, CapabilityBenchmark) and bench.kind == "capability":
-            samples[name] = []
-            continue
-        samples[name] = bench.samples(spec.split, limit=limit, seed=spec.seed)
-        if not samples[name]:
-            other: Split = "train" if spec.split == "test" else "test"
-            hint = (f" (it is a {other}-only source: pass --split {other} to score its prompts)"
-                    if bench.samples(other, limit=1, seed=spec.seed) else "")
-            raise HarnessError(f"benchmark {name!r} has no samples in split {spec.split!r}{hint}")
-    return Resolved(spec, model, method, judge, backend, benches, samples)
-
-
-def concrete(backend: Backend, model: ModelSpec) -> ModelSpec:
-    """The model spec as the backend will load it (``dtype=auto`` made concrete), for cache
-    keys and run.json; a backend without ``concrete`` (vllm: the checkpoint decides) keeps it."""
-    fn: Callable[[ModelSpec], ModelSpec] | None = getattr(backend, "concrete", None)
-    return fn(model) if fn is not None else model
-
-
-def train_sampler(registry: Registry, spec: RunSpec) -> Callable[[str], list[Sample]]:
-    """Train-split access for methods: the only split a method may read."""
-    cache: dict[str, list[Sample]] = {}
-
-    def train_samples(name: str) -> list[Sample]:
-        if name not in cache:
-            bench: Benchmark = registry.create("benchmarks", name, DataSource(spec.data_dir))
-            cache[name] = bench.samples("train", seed=spec.seed)
-        return cache[name]
-
-    return train_samples
-
-
-class LazyPolicy:
-    """Loads the model, prepares the method and enters its context on first use."""
-
-    def __init__(self, r: Resolved, stack: ExitStack, log: Callable[[str], None]) -> None:
-        self.r = r
-        self.stack = stack
-        self.log = log
-        self._policy: Policy | None = None
-        self.handle: ModelHandle | None = None
-        self.prepare_seconds = 0.0
-
-    def get(self) -> Policy:
-        """The policy, loading everything the first time."""
-        if self._policy is None:
-            r = self.r
-            t0 = time.perf_counter()
-            self.log(f"loading {r.model.name} on backend {r.backend.name}")
-            self.handle = r.backend.load(r.model)
-            t1 = time.perf_counter()
-            ctx = MethodContext(
-                seed=r.spec.seed,
-                artifact_dir=artifact_dir(r.model, r.method),
-                train_samples=train_sampler(Registry(), r.spec),
-                log=self.log,
-                options={"data_dir": r.spec.data_dir},
-            )
-            artifact = r.method.prepare(self.handle, ctx)
-            self.prepare_seconds = time.perf_counter() - t1
-            self._policy = self.stack.enter_context(r.method.apply(self.handle, artifact))
-            self.log(f"model ready in {t1 - t0:.1f}s; method prepared in {self.prepare_seconds:.1f}s")
-        return self._policy
-
-
-def describe(backend: Backend) -> dict[str, str] | None:
-    """The backend's hardware for run.json (``describe()``), or None for a backend without it."""
-    fn: Callable[[], dict[str, str]] | None = getattr(backend, "describe", None)
-    return fn() if fn is not None else None
-
-
-def artifact_dir(model: ModelSpec, method: Method) -> Path:
-    """Per (model, method fingerprint) directory for trained artifacts."""
-    mkey = cache_key("model", model.key)[:16]
-    path = cache_dir() / "artifacts" / mkey / f"{method.name}-{method.fingerprint()[:16]}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+from orbench_harness.types import GenParams, JudgeItem, Label, Prompt, Sample
 
 
 def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[str, Any]:
     """Execute (or resume) a run into ``out`` and return results.json's content."""
     t_start = time.perf_counter()
     registry = registry or Registry()
+    finished = repeat_finished(spec, out, registry, train_sampler(registry, spec))  # before torch, model, judge
+    if finished is not None:
+        return finished
     r = resolve(spec, registry)
     cache_path = cache_dir() / "cache.sqlite"  # a bad ORBENCH_CACHE_DIR stops here, before --out is written
     store = RunStore(out)
@@ -196,6 +67,7 @@ def run(spec: RunSpec, out: Path, *, registry: Registry | None = None) -> dict[s
         resumed = store.open_run(meta)
         if resumed:
             console.info(f"resuming run in {out}")
+        console.debug(f"cache {cache_path}; method fingerprint {fp[:16]}")
         r.judge.preflight()
         registry.pm.hook.orbench_on_run_start(
             event=RunStart(out, r.model.name, r.method.name, tuple(r.benchmarks), r.judge.name)
@@ -248,9 +120,9 @@ def _generate(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) -> d
         by_params: dict[GenParams, list[tuple[str, Sample, Prompt, GenParams, str]]] = {}
         for t in misses:
             by_params.setdefault(t[3], []).append(t)
+        policy = lazy.get()  # loading and training report their own progress, before this phase's
         with console.progress() as prog:
             task = prog.add_task("generating", total=len(misses))
-            policy = lazy.get()
             for params, group in by_params.items():
                 def on_batch(idx: list[int], comps: list[Any], group: list[Any] = group) -> None:
                     items = [(group[i], c) for i, c in zip(idx, comps, strict=True)]
@@ -259,7 +131,7 @@ def _generate(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) -> d
                     cache.put_many([(t[4], _comp_json(c)) for t, c in items], kind="gen")
                     prog.advance(task, len(items))
 
-                policy.generate([t[2] for t in group], params, batch_size=r.spec.batch_size, on_batch=on_batch)
+                policy.generate([t[2] for t in group], params, batch_size=lazy.batch_size, on_batch=on_batch)
     return {f"{rec['benchmark']}/{rec['id']}": rec for rec in store.samples.read().values()
             if rec["benchmark"] in r.samples}
 
@@ -289,16 +161,25 @@ def _capability(r: Resolved, store: RunStore, cache: Cache, lazy: LazyPolicy) ->
             continue
         policy = lazy.get()
         if not isinstance(policy, ScoringPolicy):
-            raise HarnessError(f"benchmark {name!r} needs log-probabilities, which this backend lacks")
+            # a served model says why it cannot score (``scoring_unavailable``): the benchmark is
+            # recorded as skipped with that reason, never given a number it did not measure
+            why: str | None = getattr(policy, "scoring_unavailable", None)
+            if why is None:
+                raise HarnessError(f"benchmark {name!r} needs log-probabilities, which this backend lacks")
+            if not getattr(bench, "scores_served", False):  # MMLU has protocols for it; perplexity not
+                console.warn(f"{name}: skipped: {why}")
+                out[name] = {"n": 0, "skipped": why}
+                log.append([{"benchmark": name, "metrics": out[name]}])
+                continue
         prefix = {"model": r.model.key, "method": r.method.fingerprint(), "benchmark": name}
         with console.progress() as prog:
             task = prog.add_task(name, total=None)
             ctx = EvalContext(
-                seed=r.spec.seed, limit=_cap_limit(r, name), batch_size=r.spec.batch_size,
+                seed=r.spec.seed, limit=_cap_limit(r, name), batch_size=r.spec.fixed_batch_size(),
                 kv=PrefixedKV(cache, prefix), key_prefix=prefix,
                 progress=_progress_cb(prog, task), judge=r.judge,
             )
-            metrics = bench.evaluate(policy, ctx)
+            metrics = bench.evaluate(cast(ScoringPolicy, policy), ctx)  # or a served one (scores_served)
         log.append([{"benchmark": name, "metrics": metrics}])
         out[name] = metrics
     return out

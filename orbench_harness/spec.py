@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orbench_harness.cache import cache_key
 from orbench_harness.errors import HarnessError
@@ -24,6 +26,9 @@ from orbench_harness.types import DTYPES, BenchmarkKind, Dtype
 # 0.9296 vs 0.896, kappa 0.858 vs 0.791; judges/orbench_judges/artifacts/README.md), needs no network.
 DEFAULT_JUDGE = "classifier"
 DEFAULT_MAX_NEW_TOKENS: dict[BenchmarkKind, int] = {"over_refusal": 64, "safety": 64, "capability": 256}
+# The batch size of passes that ``--batch-size auto`` does not measure (log-probability scoring,
+# whose memory grows with whole sequences, not with new tokens) and of backends that cannot.
+FALLBACK_BATCH_SIZE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +46,24 @@ class RunSpec:
     split: Split = "test"
     limit: int | None = None
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int | Literal["auto"] = "auto"  # auto: measured by the backend (``auto_batch_size``)
     judge_batch_size: int = 32
     max_new_tokens: int | None = None
     data_dir: Path | None = None
     chat_template: str | None = None
     dtype: Dtype | None = None
     max_unparsed: int | None = None  # fail the run when more verdicts than this are unparsed
+    # the named setup whose options the method args hold (``setups.ResolvedSetup.record``):
+    # recorded in run.json, not part of the run's identity (the options it set are)
+    setup: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.dtype is not None and self.dtype not in DTYPES:
             raise HarnessError(f"--dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]} (got {self.dtype!r})")
         if self.limit is not None and self.limit < 1:
             raise HarnessError(f"--limit must be a positive integer (got {self.limit})")
-        if self.batch_size < 1:
-            raise HarnessError(f"--batch-size must be a positive integer (got {self.batch_size})")
+        if self.batch_size != "auto" and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise HarnessError(f"--batch-size must be a positive integer or auto (got {self.batch_size})")
         if self.judge_batch_size < 1:
             raise HarnessError(f"--judge-batch-size must be a positive integer (got {self.judge_batch_size})")
         if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 32768:
@@ -64,6 +72,11 @@ class RunSpec:
             raise HarnessError(f"--max-unparsed must be 0 or more (got {self.max_unparsed})")
         if self.split not in ("train", "test", "all"):
             raise HarnessError(f"--split must be train, test or all (got {self.split!r})")
+
+    def fixed_batch_size(self, default: int = FALLBACK_BATCH_SIZE) -> int:
+        """``batch_size``, or ``default`` where it is ``auto`` and nothing measured one (passes
+        other than generation, backends without ``auto_batch_size``)."""
+        return default if self.batch_size == "auto" else self.batch_size
 
     def max_new_tokens_for(self, kind: BenchmarkKind) -> int:
         """The generation budget for a benchmark kind."""
@@ -77,6 +90,19 @@ class RunSpec:
         for k in ("method_args", "judge_args", "backend_args"):
             d[k] = dict(d[k])
         return d
+
+
+def parse_batch_size(text: str) -> int | Literal["auto"]:
+    """``--batch-size``: ``auto`` or a positive integer (an argparse ``type``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto (got {text!r})")
+    return value
 
 
 def parse_kv(pairs: list[str] | None, flag: str) -> dict[str, str]:
@@ -119,7 +145,7 @@ def git_sha() -> str | None:
 
 
 # RunSpec fields that change how a run is computed but not what it produces
-NOT_IN_IDENTITY = ("batch_size", "judge_batch_size", "data_dir", "backend_args", "max_unparsed")
+NOT_IN_IDENTITY = ("batch_size", "judge_batch_size", "data_dir", "backend_args", "max_unparsed", "setup")
 
 
 def identity(spec: RunSpec, model_key: Mapping[str, Any], method_fp: str, judge_id: str) -> str:
@@ -137,5 +163,5 @@ def identity_of(spec_json: Mapping[str, Any], model_key: Mapping[str, Any], meth
 
 
 def command_line() -> str:
-    """The command that started this process (for run.json)."""
-    return " ".join(sys.argv)
+    """The command that started this process (for run.json), quoted so a shell can run it again."""
+    return shlex.join(sys.argv)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orbench_harness.protocols import MethodContext, MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import train_sampler
+from orbench_harness.resolution import train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.types import ModelSpec
 

@@ -28,7 +28,7 @@ from orbench_harness.data import DataSource
 from orbench_harness.methodkit.activations import block_output_last_token, swapped_blocks
 from orbench_harness.protocols import MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import train_sampler
+from orbench_harness.resolution import train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.types import Sample
 from orbench_methods.actor import create

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from orbench_harness.backends.hf import HFBackend
 from orbench_harness.protocols import MethodContext, MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import train_sampler
+from orbench_harness.resolution import train_sampler
 from orbench_harness.spec import RunSpec
 from probes._common import DATA, peak_rss_mb, run_isolated
 

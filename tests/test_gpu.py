@@ -24,7 +24,7 @@ from orbench_harness.errors import HarnessError
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import train_sampler
+from orbench_harness.resolution import train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.types import GenParams, ModelSpec, Prompt
 from orbench_methods.actor import create as create_actor

@@ -12,7 +12,8 @@ import pytest
 from orbench_harness.cli import main
 from orbench_harness.errors import CapabilityError
 from orbench_harness.registry import Registry
-from orbench_harness.runner import resolve, run
+from orbench_harness.resolution import resolve
+from orbench_harness.runner import run
 from orbench_harness.spec import RunSpec
 
 SEVEN = ("actor", "sft", "safe-decoding", "self-cd", "dro", "scans", "surgical")

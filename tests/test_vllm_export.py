@@ -16,7 +16,7 @@ from orbench_harness.cli.export import export
 from orbench_harness.models import resolve
 from orbench_harness.protocols import MethodContext, MethodEnv
 from orbench_harness.registry import Registry
-from orbench_harness.runner import artifact_dir, train_sampler
+from orbench_harness.resolution import artifact_dir, train_sampler
 from orbench_harness.spec import RunSpec
 from orbench_harness.types import GenParams
 from orbench_methods.actor import create as create_actor
