@@ -149,3 +149,36 @@ def test_every_docs_page_is_in_the_site_nav() -> None:
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     assert not nav - pages, f"in the nav but not under docs/: {sorted(nav - pages)}"
     assert not pages - nav, f"under docs/ but not in the nav: {sorted(pages - nav)}"
+
+
+# The errors and warnings the fault-injection and integrity tests (test_fault_*.py,
+# test_run_integrity.py, test_reliability.py) produce, by the words that open them in the code.
+FAULT_MESSAGES = (
+    "no space left on the device",
+    "the cache could not be written",
+    "left as it is",
+    "holds a different run",
+    "cannot be matched",
+    "is in use by another harness run",
+    "cannot use PATH as the cache directory",
+    "stayed locked by another process",
+    "terminated (SIGTERM)",
+    "is corrupted",
+    "is not a complete record",
+    "was written by a run of another spec",
+    "has two different records",
+    "prompts this run does not have",
+    "last line was cut off",
+)
+
+
+def _source_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "orbench_harness").rglob("*.py"))
+
+
+@pytest.mark.parametrize("message", FAULT_MESSAGES)
+def test_the_readme_troubleshooting_table_lists_each_fault_message(message: str) -> None:
+    code = _source_text().replace("{path}", "PATH").replace("{self.dir}", "PATH")
+    assert message.replace("PATH", "") in code.replace("PATH", ""), f"no longer in the code: {message!r}"
+    section = README.read_text(encoding="utf-8").split("## When something goes wrong", 1)[1].split("\n## ", 1)[0]
+    assert message in section, f"the README's troubleshooting table lacks {message!r}"
