@@ -122,3 +122,13 @@ def test_within_noise_mark_is_shown_without_ci(tmp_path: Path) -> None:
     text = MarkdownReporter().render([load_run(d) for d in far])
     rows = {r[1]: r for r in _main(text)[1:]}
     assert rows["none"][2] == "5.00" and "≈" not in rows["none"][2]
+
+
+def test_a_capability_benchmarks_counts_are_not_leaderboard_columns(tmp_path: Path) -> None:
+    wiki = {"kind": "capability", "n": 4, "perplexity": 20.55, "n_tokens": 2559, "n_windows": 4}
+    runs = [write_run(tmp_path, m, model="m", method=m,
+                      benchmarks={"xstest": bench("over_refusal", 50), "advbench": bench("safety", 90),
+                                  "wikitext2": dict(wiki)}) for m in ("none", "actor")]
+    capability = md_tables(MarkdownReporter().render([load_run(d) for d in runs]))[1]
+    assert "WikiText-2 PPL ↓" in capability[0]
+    assert not [h for h in capability[0] if "n_tokens" in h or "n_windows" in h], capability[0]

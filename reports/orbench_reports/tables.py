@@ -328,7 +328,7 @@ def _capability(runs: Sequence[RunRecord], *, labels: Sequence[str], kinds: Mapp
             if kinds.get(name) != "capability":
                 continue
             for k, v in m.items():
-                if k in RATE_KEYS or math.isnan(_num(v)):
+                if k in RATE_KEYS or _is_count(k) or math.isnan(_num(v)):
                     continue
                 present.setdefault((norm(name), k), name)
     if not present:
@@ -351,6 +351,12 @@ def _capability(runs: Sequence[RunRecord], *, labels: Sequence[str], kinds: Mapp
             rows.append(row)
     frame = _frame(rows).reset_index(drop=True)
     return Table(tuple(columns), frame, _best(frame, columns))
+
+
+def _is_count(key: str) -> bool:
+    """Bookkeeping a capability benchmark records beside its metrics (``n``, ``n_tokens``,
+    ``n_windows``): how much was scored, not a score, so not a leaderboard column."""
+    return key == "n" or key.startswith("n_")
 
 
 def _bench_info(runs: Sequence[RunRecord], kinds: Mapping[str, str]) -> tuple[BenchInfo, ...]:
